@@ -1,0 +1,1 @@
+"""Reproducible benchmarks that write JSON, markdown and PNG under results/."""

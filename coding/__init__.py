@@ -1,0 +1,1 @@
+"""Pure-math coding core of kofn."""

@@ -1,0 +1,1 @@
+"""Object stores, encryption, the shard format and the coded scatter-reduce round."""

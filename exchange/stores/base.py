@@ -1,0 +1,79 @@
+"""The object-store interface every back end implements.
+
+Modelled on fsspec's ``AbstractFileSystem`` but deliberately small: a back end implements
+``put``, ``get``, ``list`` and ``delete`` and nothing else. Errors are built-ins so callers
+need no back-end-specific handling: a missing key is ``FileNotFoundError(key)``, a lost
+``if_absent`` race is ``FileExistsError(key)``, refused credentials are ``PermissionError``.
+Wrappers (encryption, request counting) are stores around stores.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+
+from coding._validate import check_int
+
+__all__ = ["Store", "check_key"]
+
+
+def check_key(key: str) -> str:
+    """Validate an object key: non-empty, relative, '/'-separated, no '.' or '..' parts."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"Argument 'key' must be a non-empty string, not {key!r}.")
+    if key.startswith("/") or "\\" in key or "\x00" in key:
+        raise ValueError(f"Argument 'key' must be a relative '/'-separated key, not {key!r}.")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise ValueError(f"Argument 'key' must not contain empty, '.' or '..' parts, not {key!r}.")
+    return key
+
+
+class Store(abc.ABC):
+    """A flat key -> bytes object store.
+
+    Keys are '/'-separated strings. ``list(prefix)`` returns every key that starts with
+    ``prefix`` (a plain string prefix, as S3 does), sorted.
+    """
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes | bytearray | memoryview, *, if_absent: bool = False) -> None:
+        """Store ``data`` under ``key``, atomically.
+
+        With ``if_absent=True`` the write happens only if ``key`` does not exist yet; of
+        several racing writers exactly one succeeds and the others get ``FileExistsError``.
+        """
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes, or raise ``FileNotFoundError(key)``."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> list[str]:
+        """Return the sorted keys that start with ``prefix``."""
+
+    @abc.abstractmethod
+    def delete(self, keys: Iterable[str]) -> None:
+        """Delete the given keys; keys that do not exist are ignored."""
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Return up to ``length`` bytes of ``key`` from byte ``start`` (default: slice ``get``)."""
+        start = check_int("start", start, low=0)
+        length = check_int("length", length, low=0)
+        return bytes(self.get(key)[start : start + length])
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists (a convenience built on ``get``; back ends may override)."""
+        try:
+            self.get(key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
+        """Release connections or thread pools, if any."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Energy-aware offloading of MDS-coded subtasks: model, policies, simulator, experiments."""

@@ -1,0 +1,1 @@
+"""One module per ``kofn`` subcommand, each with ``register(subparsers)``."""
