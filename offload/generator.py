@@ -1,0 +1,208 @@
+"""Seeded random instances and TOML instance files.
+
+The defaults reproduce the study's setting: ``K=6, N=10, W=15``, ``C=2.5e8`` cycles and
+``D=4`` Mbit per subtask (``R=600`` rows, ``c_row=2.5e6``, ``b_row=4e4``), ``f_m=1`` GHz,
+``kappa=1e-27``, ``T=0.9`` s, ``eps=0.05``, ``B=1`` MHz, ``N0=1e-13`` W, ``g0=1e-3``,
+``alpha=3``, distances ``U[20, 300]`` m, ``f_i = f_w * U[0.5, 1.5]`` and ``mu_i ~ U[0.1, 1]``.
+The issue leaves ``P`` and ``f_w`` open; we use ``P=0.5`` W and ``f_w=2`` GHz, inside the
+ranges the figures sweep (0.1-1.5 W and 1.5-2.7 GHz).
+
+The random draws of a seed do not depend on the scalar parameters, so sweeping ``power`` or
+``f_w`` with the same seed moves the same workers (common random numbers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from coding._validate import check_int, check_real
+from offload.errors import InstanceError
+from offload.model import Budget, Channel, Instance, Master, Task, Workers
+
+__all__ = ["GeneratorConfig", "generate", "load_instance", "instance_from_dict", "to_toml"]
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Parameters of the seeded instance generator (SI units, see module docstring)."""
+
+    K: int = 6
+    N: int = 10
+    W: int = 15
+    R: int = 600
+    c_row: float = 2.5e6
+    b_row: float = 4.0e4
+    f_m: float = 1.0e9
+    kappa: float = 1.0e-27
+    power: float = 0.5
+    deadline: float = 0.9
+    eps: float = 0.05
+    stragglers: int | None = None
+    bandwidth: float = 1.0e6
+    noise: float = 1.0e-13
+    g0: float = 1.0e-3
+    alpha: float = 3.0
+    distance_min: float = 20.0
+    distance_max: float = 300.0
+    f_w: float = 2.0e9
+    f_spread_min: float = 0.5
+    f_spread_max: float = 1.5
+    mu_min: float = 0.1
+    mu_max: float = 1.0
+    kappa_w: float = 1.0e-27
+    worker_energy: bool = False
+
+    def __post_init__(self):
+        check_int("W", self.W, low=1)
+        check_real("distance_min", self.distance_min, low=0.0, low_open=True)
+        check_real("distance_max", self.distance_max, low=self.distance_min)
+        check_real("f_spread_min", self.f_spread_min, low=0.0, low_open=True)
+        check_real("f_spread_max", self.f_spread_max, low=self.f_spread_min)
+        check_real("mu_min", self.mu_min, low=0.0, low_open=True)
+        check_real("mu_max", self.mu_max, low=self.mu_min)
+        check_real("f_w", self.f_w, low=0.0, low_open=True)
+        check_real("kappa_w", self.kappa_w, low=0.0)
+
+    def replace(self, **changes) -> GeneratorConfig:
+        """Return a copy with some parameters changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def generate(config: GeneratorConfig | None = None, seed: int = 0) -> Instance:
+    """Draw a random instance.
+
+    Parameters
+    ----------
+    config : GeneratorConfig, optional
+        Parameters; the study's defaults when omitted.
+    seed : int
+        Seed of the draws (distances, CPU spread, straggling parameters).
+
+    Returns
+    -------
+    Instance
+    """
+    config = GeneratorConfig() if config is None else config
+    if not isinstance(config, GeneratorConfig):
+        raise TypeError(
+            f"Argument 'config' must be a GeneratorConfig, not {type(config).__name__}."
+        )
+    seed = check_int("seed", seed, low=0)
+    rng = np.random.default_rng(seed)
+    c = config
+    u = rng.random((3, c.W))
+    workers = Workers(
+        distance=c.distance_min + (c.distance_max - c.distance_min) * u[0],
+        f=c.f_w * (c.f_spread_min + (c.f_spread_max - c.f_spread_min) * u[1]),
+        mu=c.mu_min + (c.mu_max - c.mu_min) * u[2],
+        kappa=np.full(c.W, c.kappa_w),
+    )
+    return Instance(
+        workers=workers,
+        task=Task(R=c.R, K=c.K, N=c.N, c_row=c.c_row, b_row=c.b_row),
+        master=Master(f=c.f_m, kappa=c.kappa, power=c.power),
+        channel=Channel(bandwidth=c.bandwidth, noise=c.noise, g0=c.g0, alpha=c.alpha),
+        budget=Budget(deadline=c.deadline, eps=c.eps, stragglers=c.stragglers),
+        worker_energy=c.worker_energy,
+    )
+
+
+_SECTIONS = {"task": Task, "master": Master, "channel": Channel, "budget": Budget}
+_WORKER_ARRAYS = ("distance", "f", "mu", "kappa")
+_WORKER_GEN = {"count": "W", "seed": None, "distance_min": "distance_min",
+               "distance_max": "distance_max", "f_w": "f_w", "f_spread_min": "f_spread_min",
+               "f_spread_max": "f_spread_max", "mu_min": "mu_min", "mu_max": "mu_max",
+               "kappa": "kappa_w"}
+
+
+def _check_keys(where: str, got: dict, allowed) -> None:
+    for key in got:
+        if key not in allowed:
+            raise InstanceError(
+                f"Unknown field '{where}{key}'; allowed: {', '.join(sorted(allowed))}."
+            )
+
+
+def instance_from_dict(data: dict) -> Instance:
+    """Build an instance from the dictionary form of a TOML instance file.
+
+    Sections ``task``, ``master``, ``channel`` and ``budget`` take the fields of the classes
+    of the same name (all optional). ``workers`` either lists the arrays ``distance``, ``f``,
+    ``mu`` (and optionally ``kappa``, a list or one number), or asks for random workers with
+    ``count`` and ``seed`` plus optional generator fields (``f_w``, ``distance_min``, ...).
+    """
+    if not isinstance(data, dict):
+        raise InstanceError("An instance must be a table of sections.")
+    _check_keys("", data, {*_SECTIONS, "workers", "worker_energy"})
+    parts = {}
+    for name, cls in _SECTIONS.items():
+        section = data.get(name, {})
+        if not isinstance(section, dict):
+            raise InstanceError(f"Field {name!r} must be a table.")
+        _check_keys(f"{name}.", section, {f.name for f in dataclasses.fields(cls)})
+        parts[name] = cls(**section)
+    if "workers" not in data or not isinstance(data["workers"], dict):
+        raise InstanceError("Field 'workers' must be a table (arrays, or count and seed).")
+    parts["workers"] = _workers_from_dict(data["workers"], parts)
+    return Instance(worker_energy=data.get("worker_energy", False), **parts)
+
+
+def _workers_from_dict(sec: dict, parts: dict) -> Workers:
+    if "count" in sec:
+        _check_keys("workers.", sec, _WORKER_GEN)
+        t, m = parts["task"], parts["master"]
+        kw = {v: sec[k] for k, v in _WORKER_GEN.items() if v and k in sec}
+        cfg = GeneratorConfig(K=t.K, N=t.N, R=t.R, c_row=t.c_row, b_row=t.b_row, f_m=m.f,
+                              **kw)
+        return generate(cfg, sec.get("seed", 0)).workers
+    _check_keys("workers.", sec, _WORKER_ARRAYS)
+    for key in ("distance", "f", "mu"):
+        if key not in sec:
+            raise InstanceError(f"Field 'workers.{key}' is missing (or give count and seed).")
+    n = len(sec["distance"])
+    kappa = sec.get("kappa", 1.0e-27)
+    if not isinstance(kappa, list):
+        kappa = [kappa] * n
+    return Workers(distance=sec["distance"], f=sec["f"], mu=sec["mu"], kappa=kappa)
+
+
+def load_instance(path) -> Instance:
+    """Load an instance from a TOML file (see :func:`instance_from_dict` for the layout)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Instance file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise InstanceError(f"{path}: not valid TOML: {err}") from err
+    return instance_from_dict(data)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    return repr(float(v))
+
+
+def to_toml(instance: Instance) -> str:
+    """Serialize an instance as TOML text that :func:`load_instance` reads back exactly."""
+    lines = [f"worker_energy = {_fmt(instance.worker_energy)}"]
+    for name in _SECTIONS:
+        part = getattr(instance, name)
+        lines.append(f"\n[{name}]")
+        for f in dataclasses.fields(part):
+            value = getattr(part, f.name)
+            if value is not None:
+                lines.append(f"{f.name} = {_fmt(value)}")
+    lines.append("\n[workers]")
+    for key in _WORKER_ARRAYS:
+        arr = getattr(instance.workers, key)
+        lines.append(f"{key} = [{', '.join(_fmt(v) for v in arr)}]")
+    return "\n".join(lines) + "\n"
