@@ -39,9 +39,11 @@ class NotEnoughShardsError(KofnError):
 class DuplicateIndexError(KofnError, ValueError):
     """The same shard index was given twice, so the shards cannot be independent."""
 
-    def __init__(self, index: int):
+    def __init__(self, index: int, what: str = "shard index"):
         self.index = int(index)
-        super().__init__(f"Shard index {self.index} was given more than once; indices must be distinct.")
+        super().__init__(
+            f"{what.capitalize()} {self.index} was given more than once; they must be distinct."
+        )
 
 
 class OverflowRiskError(KofnError, ValueError):
