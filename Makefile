@@ -37,7 +37,7 @@ lint: setup
 	$(UV) run --locked --no-sync ruff check .
 
 test: setup lint
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) -m benchmarks.coding

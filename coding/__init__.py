@@ -1,1 +1,43 @@
-"""Pure-math coding core of kofn."""
+"""kofn's coding core: pure math on numpy (and galois for GF(p)); no I/O, no torch.
+
+Codes share one shape (galois ``ReedSolomon``, zfec): ``encode(message) -> (n, ...)`` and
+``decode(shards, indices) -> (k, ...)`` from any sufficient set of indices, with read-only
+``n``, ``k`` and ``field`` where they apply.
+"""
+
+from .errors import DuplicateIndexError, KofnError, NotEnoughShardsError, OverflowRiskError
+from .gfp import gfp_inv, gfp_matmul, gfp_random, matmul_plan
+from .gradient import GradientCode
+from .mds import MDSCode
+from .multicast import MulticastPlan, Transmission, coded_multicast
+from .polynomial import PolynomialCode
+from .privacy import IndependenceResult, exact_independence, independence_test
+from .quantize import Quantizer, choose_frac_bits, next_prime
+from .secure import SecureMatMulCode
+from .shamir import SecretShareCode, lagrange_matrix
+
+__all__ = [
+    "DuplicateIndexError",
+    "GradientCode",
+    "IndependenceResult",
+    "KofnError",
+    "MDSCode",
+    "MulticastPlan",
+    "NotEnoughShardsError",
+    "OverflowRiskError",
+    "PolynomialCode",
+    "Quantizer",
+    "SecretShareCode",
+    "SecureMatMulCode",
+    "Transmission",
+    "choose_frac_bits",
+    "coded_multicast",
+    "exact_independence",
+    "gfp_inv",
+    "gfp_matmul",
+    "gfp_random",
+    "independence_test",
+    "lagrange_matrix",
+    "matmul_plan",
+    "next_prime",
+]

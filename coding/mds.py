@@ -28,9 +28,10 @@ from .generators import gfp_generator, real_generator, submatrix_conditions
 
 __all__ = ["MDSCode"]
 
-#: Column-block width of the blocked products, in bytes of one payload row. Keeps one
-#: block of the k payload rows in L2 cache while it is copied and multiplied.
-_BLOCK_BYTES = 1 << 15
+#: Bytes of one column block of the k payload rows in the blocked products: small enough to
+#: stay in L2 cache while it is copied and multiplied, large enough that the per-call cost
+#: of the BLAS product is negligible.
+_BLOCK_BYTES = 1 << 19
 #: Erasure patterns whose decoding plan is kept (LRU).
 _CACHE_SIZE = 256
 #: Largest number of candidate k-subsets scored when choosing the best-conditioned one.
@@ -204,9 +205,18 @@ class MDSCode:
         k, n = self._k, self._n
         x2 = x.reshape(k, -1)
         out = np.empty((n, x2.shape[1]), dtype=x2.dtype)
-        out[:k] = x2
-        if n > k:
-            self._matmul(self._parity, x2, out[k:])
+        if n == k or self._field is not None:
+            out[:k] = x2
+            if n > k:
+                self._matmul(self._parity, x2, out[k:])
+        else:
+            # Copy and multiply one cache-resident column block at a time, so the payload
+            # is read from memory once (the product reads the block just copied).
+            width = self._block_width(x2.dtype)
+            for c0 in range(0, x2.shape[1], width):
+                sl = slice(c0, c0 + width)
+                out[:k, sl] = x2[:, sl]
+                self._matmul(self._parity, out[:k, sl], out[k:, sl])
         out = out.reshape((n, *x.shape[1:]))
         return self._field(out) if galois_out else out
 
@@ -347,12 +357,16 @@ class MDSCode:
         conds = submatrix_conditions(self._G, arr[cand])
         return cand[int(np.argmin(conds))]
 
+    def _block_width(self, dtype: np.dtype) -> int:
+        """Columns per block so that one block of the k payload rows fits in ~L2."""
+        return max(256, _BLOCK_BYTES // (self._k * np.dtype(dtype).itemsize))
+
     def _matmul(self, coef: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
         """``out[...] = coef @ x`` in column blocks (mod p over GF(p))."""
         if self._field is not None:
             _gf_matmul(coef, x, self._p, out)
             return
-        width = max(1, _BLOCK_BYTES // x.itemsize)
+        width = self._block_width(x.dtype)
         same = x.dtype == np.float64
         for c0 in range(0, x.shape[1], width):
             xb = x[:, c0:c0 + width]

@@ -1,0 +1,154 @@
+"""PolynomialCode over the reals and GF(p): round trips, errors, known answers."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coding.errors import DuplicateIndexError, NotEnoughShardsError
+from coding.gfp import galois_field
+from coding.polynomial import PolynomialCode
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "gfp_known_answers.json"
+
+
+def _products(code, As, Bs, idx):
+    return [code.worker_product(As[i], Bs[i]) for i in idx]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ka=st.integers(1, 3),
+    kb=st.integers(1, 3),
+    extra=st.integers(0, 4),
+    dims=st.tuples(st.integers(1, 9), st.integers(1, 6), st.integers(1, 9)),
+    p=st.sampled_from([11, 257, 65521, 2**31 - 1]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_gfp_round_trip_any_erasures(ka, kb, extra, dims, p, seed):
+    n = ka * kb + extra
+    if n > p - 1:
+        return
+    code = PolynomialCode(n, ka, kb, field=p)
+    rng = np.random.default_rng(seed)
+    m, d, q = dims
+    A, B = rng.integers(0, p, (m, d)), rng.integers(0, p, (d, q))
+    As, Bs = code.encode(A, B)
+    idx = rng.permutation(n)[: ka * kb + rng.integers(0, extra + 1)]
+    C = code.decode(_products(code, As, Bs, idx), idx)
+    np.testing.assert_array_equal(C, (A.astype(object) @ B.astype(object)) % p)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ka=st.integers(1, 3),
+    kb=st.integers(1, 3),
+    extra=st.integers(0, 4),
+    dims=st.tuples(st.integers(1, 9), st.integers(1, 6), st.integers(1, 9)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_real_round_trip_any_erasures(ka, kb, extra, dims, seed):
+    # ka*kb <= 9 and at most 4 stragglers: within the documented 1e-9 regime.
+    n = ka * kb + extra
+    code = PolynomialCode(n, ka, kb)
+    rng = np.random.default_rng(seed)
+    m, d, q = dims
+    A, B = rng.standard_normal((m, d)), rng.standard_normal((d, q))
+    As, Bs = code.encode(A, B)
+    idx = rng.permutation(n)[: ka * kb]
+    C = code.decode(np.stack(_products(code, As, Bs, idx)), idx)
+    ref = A @ B
+    assert np.linalg.norm(C - ref) <= 1e-9 * np.linalg.norm(ref)
+
+
+@pytest.mark.parametrize(("ka", "kb", "n"), [(3, 3, 13), (4, 4, 20), (3, 2, 12)])
+def test_real_accuracy_at_documented_limit(ka, kb, n):
+    # Worst case is a contiguous run of Chebyshev nodes; check every run.
+    code = PolynomialCode(n, ka, kb)
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((ka * 5, 20)), rng.standard_normal((20, kb * 5))
+    As, Bs = code.encode(A, B)
+    res = np.einsum("nij,njk->nik", As, Bs)
+    ref = A @ B
+    k = ka * kb
+    for s in range(n - k + 1):
+        idx = list(range(s, s + k))
+        C = code.decode(res[idx], idx)
+        assert np.linalg.norm(C - ref) <= 1e-9 * np.linalg.norm(ref)
+
+
+def test_encode_shapes_and_padding():
+    code = PolynomialCode(5, 2, 2, field=257)
+    A, B = np.ones((3, 4), dtype=np.int64), np.ones((4, 5), dtype=np.int64)
+    As, Bs = code.encode(A, B)
+    assert As.shape == (5, 2, 4) and Bs.shape == (5, 4, 3)
+    idx = [4, 3, 1, 0]
+    res = _products(code, As, Bs, idx)
+    assert code.decode(res, idx).shape == (3, 5)
+    assert code.decode(res, idx, shape=(2, 2)).shape == (2, 2)
+
+
+def test_decode_errors():
+    code = PolynomialCode(6, 2, 2, field=257)
+    rng = np.random.default_rng(0)
+    As, Bs = code.encode(rng.integers(0, 257, (4, 3)), rng.integers(0, 257, (3, 4)))
+    res = np.stack(_products(code, As, Bs, range(6)))
+    with pytest.raises(NotEnoughShardsError, match="Need at least 4 distinct results to decode, got 3."):
+        code.decode(res[:3], [0, 1, 2])
+    with pytest.raises(DuplicateIndexError, match="Shard index 1 was given more than once"):
+        code.decode(res[[0, 1, 1, 2]], [0, 1, 1, 2])
+    with pytest.raises(ValueError, match=r"must have entries in \[0, n=6\), not 6."):
+        code.decode(res[:4], [0, 1, 2, 6])
+    with pytest.raises(ValueError, match=r"must have one entry per result \(4\), not 3."):
+        code.decode(res[:4], [0, 1, 2])
+    with pytest.raises(ValueError, match="must be 3-D"):
+        code.decode(res[0], [0])
+
+
+def test_encode_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"shapes \(2, 3\) and \(4, 2\), which do not multiply"):
+        PolynomialCode(4, 2, 2).encode(np.zeros((2, 3)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"must have entries in \[0, p=7\)"):
+        PolynomialCode(4, 2, 2, field=7).encode(np.full((2, 3), 7), np.zeros((3, 2), int))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((3, 2, 2), {}, ValueError, "Argument 'n' must be at least ka*kb=4, not 3."),
+        ((4, 0, 2), {}, ValueError, "Argument 'ka' must be at least 1, not 0."),
+        ((4, 2, 0), {}, ValueError, "Argument 'kb' must be at least 1, not 0."),
+        ((7, 2, 2), {"field": 7}, ValueError, "Argument 'n' must be at most p-1=6, not 7."),
+        ((4, 2, 2), {"field": 8}, ValueError, "Argument 'field' must be a prime, not 8."),
+        ((4, 2, 2), {"field": "GF7"}, TypeError, "Argument 'field' must be None, a prime"),
+        ((4.0, 2, 2), {}, TypeError, "Argument 'n' must be an integer"),
+    ],
+)
+def test_constructor_rejects(args, kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        PolynomialCode(*args, **kwargs)
+
+
+def test_accepts_galois_field_class():
+    GF = galois_field(257)
+    code = PolynomialCode(4, 2, 2, field=GF)
+    assert code.field is GF and code.p == 257 and code.k == 4 and code.n == 4
+    assert PolynomialCode(4, 2, 2).field is None
+
+
+def test_known_answers():
+    case = json.loads(DATA.read_text())["polynomial"]
+    p = case["p"]
+    code = PolynomialCode(case["n"], case["ka"], case["kb"], field=p)
+    np.testing.assert_array_equal(code.points, case["points"])
+    As, Bs = code.encode(np.array(case["A"]), np.array(case["B"]))
+    np.testing.assert_array_equal(As, case["A_shares"])
+    np.testing.assert_array_equal(Bs, case["B_shares"])
+    idx = case["decode_indices"]
+    products = np.array(case["products"])[idx]
+    C = code.decode(products, idx, shape=np.array(case["C"]).shape)
+    np.testing.assert_array_equal(C, case["C"])
