@@ -22,6 +22,7 @@ from typing import NamedTuple
 import galois
 import numpy as np
 
+from ._blas import single_thread_blas
 from ._validate import check_int, check_shape
 from .errors import DuplicateIndexError, NotEnoughShardsError, OverflowRiskError
 from .generators import gfp_generator, real_generator, submatrix_conditions
@@ -208,15 +209,17 @@ class MDSCode:
         if n == k or self._field is not None:
             out[:k] = x2
             if n > k:
-                self._matmul(self._parity, x2, out[k:])
+                with single_thread_blas():
+                    self._matmul(self._parity, x2, out[k:])
         else:
             # Copy and multiply one cache-resident column block at a time, so the payload
             # is read from memory once (the product reads the block just copied).
             width = self._block_width(x2.dtype)
-            for c0 in range(0, x2.shape[1], width):
-                sl = slice(c0, c0 + width)
-                out[:k, sl] = x2[:, sl]
-                self._matmul(self._parity, out[:k, sl], out[k:, sl])
+            with single_thread_blas():
+                for c0 in range(0, x2.shape[1], width):
+                    sl = slice(c0, c0 + width)
+                    out[:k, sl] = x2[:, sl]
+                    self._matmul(self._parity, out[:k, sl], out[k:, sl])
         out = out.reshape((n, *x.shape[1:]))
         return self._field(out) if galois_out else out
 
@@ -255,12 +258,13 @@ class MDSCode:
         out[plan.copy_dst] = y2[plan.copy_src]
         if plan.lost.size:
             src = y2 if plan.cols is None else y2[plan.cols]
-            if plan.lost.size == self._k:
-                self._matmul(plan.coef, src, out)
-            else:
-                lost = np.empty((plan.lost.size, y2.shape[1]), dtype=y2.dtype)
-                self._matmul(plan.coef, src, lost)
-                out[plan.lost] = lost
+            with single_thread_blas():
+                if plan.lost.size == self._k:
+                    self._matmul(plan.coef, src, out)
+                else:
+                    lost = np.empty((plan.lost.size, y2.shape[1]), dtype=y2.dtype)
+                    self._matmul(plan.coef, src, lost)
+                    out[plan.lost] = lost
         out = out.reshape((self._k, *y.shape[1:]))
         return self._field(out) if galois_out else out
 

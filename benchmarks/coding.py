@@ -1,0 +1,241 @@
+"""Coding benchmark: MDS throughput against memcpy, GF(p) matmul against BLAS and galois,
+and the accuracy of the real-valued MDS codes.
+
+    python -m benchmarks.coding --quick   # what `make run` prints (about a minute)
+    python -m benchmarks.coding           # full mode: writes results/coding/coding.{json,md}
+
+Every ratio is measured side by side in one run on the same buffers; each time is the best
+of several repetitions after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+
+import numpy as np
+
+from benchmarks._common import best_time, machine_info, markdown_table, progress, write_results
+from coding.gfp import gfp_matmul
+from coding.mds import MDSCode
+
+MIB = 1 << 20
+MDS_SHAPES = ((4, 6), (8, 12), (16, 20))
+TARGET_ENCODE = 0.6  # x memcpy at (8, 12)
+TARGET_DECODE = 0.4
+TARGET_GFP = 3.5  # x float64 BLAS at p = 2^25 - 39
+PRIMES = (65521, 2**25 - 39)
+
+
+def _payload(nbytes: int, k: int, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    cols = nbytes // (k * np.dtype(dtype).itemsize)
+    return rng.standard_normal((k, cols)).astype(dtype)
+
+
+def bench_mds(payload_mib: int, repeat: int) -> list[dict]:
+    """Encode and worst-case decode throughput against a numpy copy of the same bytes."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for dtype in (np.float32, np.float64):
+        for k, n in MDS_SHAPES:
+            progress(f"MDS ({k},{n}) {np.dtype(dtype).name} {payload_mib} MiB")
+            x = _payload(payload_mib * MIB, k, dtype, rng)
+            nbytes = x.nbytes
+            dst = np.empty_like(x)
+            t_copy = best_time(lambda x=x, dst=dst: np.copyto(dst, x), repeat=repeat)
+            code = MDSCode(n, k)
+            coded = code.encode(x)
+            t_enc = best_time(lambda code=code, x=x: code.encode(x), repeat=repeat)
+            # Worst case: the n-k lost rows are systematic ones (all of them if n-k >= k),
+            # so every message row except the survivors has to be recomputed.
+            lost = list(range(n - k))
+            keep = [i for i in range(n) if i not in lost][:k]
+            shards = np.ascontiguousarray(coded[keep])
+            out = code.decode(shards, keep)
+            err = float(np.max(np.abs(out.astype(np.float64) - x)) / np.max(np.abs(x)))
+            t_dec = best_time(lambda code=code, s=shards, i=keep: code.decode(s, i), repeat=repeat)
+            gbs = lambda t, nb=nbytes: nb / t / 1e9  # noqa: E731
+            rows.append(
+                {
+                    "dtype": np.dtype(dtype).name,
+                    "k": k,
+                    "n": n,
+                    "payload_bytes": nbytes,
+                    "memcpy_GBps": gbs(t_copy),
+                    "encode_GBps": gbs(t_enc),
+                    "decode_GBps": gbs(t_dec),
+                    "encode_x_memcpy": t_copy / t_enc,
+                    "decode_x_memcpy": t_copy / t_dec,
+                    "decode_rel_error": err,
+                    "lost_rows": lost,
+                }
+            )
+            del x, dst, coded, shards, out
+    return rows
+
+
+def bench_gfp(sizes: tuple[int, ...], with_galois: bool, repeat: int) -> list[dict]:
+    """gfp_matmul against float64 BLAS on the same shapes, and against galois's matmul."""
+    import galois
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for p in PRIMES:
+        field = galois.GF(p) if with_galois else None
+        for size in sizes:
+            progress(f"gfp_matmul {size}x{size} p={p}")
+            a = rng.integers(0, p, (size, size), dtype=np.int64)
+            b = rng.integers(0, p, (size, size), dtype=np.int64)
+            af, bf = a.astype(np.float64), b.astype(np.float64)
+            t_blas = best_time(lambda af=af, bf=bf: af @ bf, repeat=repeat)
+            t_ours = best_time(lambda a=a, b=b, p=p: gfp_matmul(a, b, p), repeat=repeat)
+            row = {
+                "p": p,
+                "size": size,
+                "float64_blas_s": t_blas,
+                "gfp_matmul_s": t_ours,
+                "gfp_x_blas": t_ours / t_blas,
+            }
+            if field is not None:
+                ga, gb = field(a), field(b)
+                t_gal = best_time(lambda ga=ga, gb=gb: ga @ gb, repeat=1)
+                exact = np.array_equal(np.asarray(ga @ gb, dtype=np.int64), gfp_matmul(a, b, p))
+                row.update({"galois_s": t_gal, "galois_x_blas": t_gal / t_blas,
+                            "matches_galois": bool(exact)})
+            rows.append(row)
+    return rows
+
+
+def _patterns(n: int, k: int, rng: np.random.Generator, samples: int) -> list[tuple[int, ...]]:
+    """Every k-subset if there are few, else all contiguous windows plus random subsets."""
+    from math import comb
+
+    if comb(n, k) <= samples:
+        return list(itertools.combinations(range(n), k))
+    pats = {tuple(sorted((s + i) % n for i in range(k))) for s in range(n)}
+    while len(pats) < samples:
+        pats.add(tuple(sorted(rng.choice(n, k, replace=False).tolist())))
+    return sorted(pats)
+
+
+def bench_accuracy(ns: tuple[int, ...], samples: int) -> list[dict]:
+    """Worst relative decode error (float64 and float32) and worst condition number."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for n in ns:
+        progress(f"accuracy n={n}")
+        for k in sorted({max(1, n // 4), n // 2, (3 * n) // 4, n - 1} - {0}):
+            code = MDSCode(n, k)
+            g = np.asarray(code.generator, dtype=np.float64)
+            pats = _patterns(n, k, rng, samples)
+            conds = np.linalg.cond(np.stack([g[list(p)] for p in pats]))
+            x64 = rng.standard_normal((k, 64))
+            x32 = x64.astype(np.float32)
+            c64, c32 = code.encode(x64), code.encode(x32)
+            e64 = e32 = 0.0
+            for p in pats:
+                idx = list(p)
+                d64 = code.decode(c64[idx], idx)
+                d32 = code.decode(c32[idx], idx)
+                e64 = max(e64, float(np.linalg.norm(d64 - x64) / np.linalg.norm(x64)))
+                e32 = max(e32, float(np.linalg.norm(d32.astype(np.float64) - x32)
+                                     / np.linalg.norm(x32)))
+            rows.append({"n": n, "k": k, "patterns": len(pats), "worst_cond": float(conds.max()),
+                         "worst_rel_error_f64": e64, "worst_rel_error_f32": e32})
+    return rows
+
+
+def report(mds: list[dict], gfp: list[dict], acc: list[dict]) -> str:
+    parts = ["### MDSCode throughput (GB/s of payload; ratio to a numpy copy of the same bytes)",
+             markdown_table(
+                 ["dtype", "(k,n)", "MiB", "memcpy", "encode", "decode (worst)", "enc/memcpy",
+                  "dec/memcpy", "rel. error"],
+                 [[r["dtype"], f"({r['k']},{r['n']})", r["payload_bytes"] // MIB, r["memcpy_GBps"],
+                   r["encode_GBps"], r["decode_GBps"], r["encode_x_memcpy"], r["decode_x_memcpy"],
+                   r["decode_rel_error"]] for r in mds])]
+    has_galois = any("galois_s" in r for r in gfp)
+    head = ["p", "size", "float64 A@B (s)", "gfp_matmul (s)", "gfp/BLAS"]
+    if has_galois:
+        head += ["galois (s)", "galois/BLAS", "exact"]
+    body = []
+    for r in gfp:
+        row = [r["p"], r["size"], r["float64_blas_s"], r["gfp_matmul_s"], r["gfp_x_blas"]]
+        if has_galois:
+            row += [r.get("galois_s", "-"), r.get("galois_x_blas", "-"), r.get("matches_galois")]
+        body.append(row)
+    parts += ["### gfp_matmul (exact GF(p) matrix product) against float64 BLAS",
+              markdown_table(head, body)]
+    if acc:
+        parts += ["### Real MDS accuracy (worst over erasure patterns)",
+                  markdown_table(["n", "k", "patterns", "worst cond", "worst rel. err f64",
+                                  "worst rel. err f32"],
+                                 [[r["n"], r["k"], r["patterns"], r["worst_cond"],
+                                   r["worst_rel_error_f64"], r["worst_rel_error_f32"]]
+                                  for r in acc])]
+    return "\n\n".join(parts)
+
+
+def targets(mds: list[dict], gfp: list[dict], acc: list[dict]) -> list[str]:
+    """One line per target: met, or by how much it falls short."""
+    lines = []
+    for r in mds:
+        if (r["k"], r["n"]) != (8, 12):
+            continue
+        for what, ratio, goal in (("encode", r["encode_x_memcpy"], TARGET_ENCODE),
+                                  ("decode", r["decode_x_memcpy"], TARGET_DECODE)):
+            verdict = "met" if ratio >= goal else f"MISSED by {goal - ratio:.2f}x"
+            lines.append(f"- (8,12) {r['dtype']} {what}: {ratio:.2f}x memcpy "
+                         f"(target >= {goal}x): {verdict}")
+    for r in gfp:
+        if r["p"] == 2**25 - 39:
+            ok = r["gfp_x_blas"] <= TARGET_GFP
+            verdict = "met" if ok else f"MISSED by {r['gfp_x_blas'] - TARGET_GFP:.2f}x"
+            lines.append(f"- gfp_matmul {r['size']} at p=2^25-39: {r['gfp_x_blas']:.2f}x BLAS "
+                         f"(target <= {TARGET_GFP}x): {verdict}")
+    if acc:
+        w64 = max(r["worst_rel_error_f64"] for r in acc)
+        w32 = max(r["worst_rel_error_f32"] for r in acc)
+        lines.append(f"- worst decode error float64 {w64:.1e} (target <= 1e-10): "
+                     f"{'met' if w64 <= 1e-10 else 'MISSED'}")
+        lines.append(f"- worst decode error float32 {w32:.1e} (target <= 1e-6): "
+                     f"{'met' if w32 <= 1e-6 else 'MISSED'}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.coding", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="small payloads, no galois, no result files (what `make run` shows)")
+    parser.add_argument("--payload-mib", type=int, default=None,
+                        help="MDS payload size in MiB (default 64, quick 16)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    payload = args.payload_mib or (16 if quick else 64)
+    if payload < 1:
+        parser.error(f"Argument '--payload-mib' must be at least 1, not {payload}.")
+    print(f"kofn coding benchmark ({'quick' if quick else 'full'} mode, "
+          f"{payload} MiB payloads)", flush=True)
+    mds = bench_mds(payload, repeat=3 if quick else 7)
+    gfp = bench_gfp((512,) if quick else (512, 1024), with_galois=not quick,
+                    repeat=3 if quick else 5)
+    acc = bench_accuracy((8, 16) if quick else (6, 8, 12, 16, 20, 24, 32),
+                         samples=100 if quick else 500)
+    md = report(mds, gfp, acc)
+    tl = targets(mds, gfp, acc)
+    print()
+    print(md)
+    print("\nTargets:\n" + "\n".join(tl))
+    if not quick:
+        cmd = "python -m benchmarks.coding" + (f" --payload-mib {payload}" if args.payload_mib else "")
+        full = (f"# Coding benchmark\n\nCommand: `{cmd}`  \nMachine: {machine_info()}\n\n{md}\n\n"
+                "## Targets\n" + "\n".join(tl))
+        folder = write_results("coding", {"machine": machine_info(), "mds": mds, "gfp": gfp,
+                                          "accuracy": acc, "targets": tl}, full)
+        print(f"\nwrote {folder}/coding.json and coding.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""Authenticated encryption of stored objects: ``EncryptedStore(inner, keyring)``.
+
+Every object is sealed with AES-256-GCM (NIST SP 800-38D) under a fresh random 96-bit
+nonce, in chunks so that no single AES call or buffer exceeds ``chunk_size``::
+
+    header  = magic "KOFN" | version u8 | algorithm u8 | key id (8 bytes)
+              | chunk size u32 | nonce (12 bytes)                      -- 30 bytes
+    chunk i = AES-GCM(key, nonce XOR i, plaintext chunk i,
+                      AAD = header | object key | i u32 | final u8)  -- len + 16 bytes
+
+Binding the header and the object key as associated data means a flipped bit anywhere,
+an object copied under another key, reordered chunks and truncation at a chunk boundary
+(the ``final`` flag) all fail authentication and raise :class:`DecryptionError` naming
+the object. This is the STREAM construction of Hoang, Reyhanitabar, Rogaway and Vizár,
+"Online Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance", CRYPTO 2015.
+
+Keys are 32 random bytes read from a key file (``kofn keygen``) or the environment
+(``KOFN_KEY`` / ``KOFN_KEY_FILE``), never from code. A :class:`Keyring` holds several
+keys: it encrypts with the primary one and decrypts by the key id in each header, so keys
+can be rotated without re-encrypting old objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import stat
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from coding._validate import check_int
+from exchange.errors import DecryptionError, KeyFileError
+from exchange.stores.base import Store, check_key
+
+__all__ = [
+    "EncryptedStore",
+    "Keyring",
+    "key_id",
+    "load_keyring",
+    "new_key",
+    "open_sealed",
+    "seal",
+    "write_key_file",
+    "HEADER_SIZE",
+    "TAG_SIZE",
+]
+
+MAGIC = b"KOFN"
+VERSION = 1
+ALG_AES256GCM = 1
+_HEADER = struct.Struct(">4sBB8sI12s")
+HEADER_SIZE = _HEADER.size  # 30
+TAG_SIZE = 16
+KEY_SIZE = 32
+DEFAULT_CHUNK = 1 << 20
+KEY_FILE_FORMAT = "kofn-keyring"
+
+
+def key_id(key: bytes) -> bytes:
+    """The 8-byte id of a key: a truncated SHA-256 of it under a domain prefix."""
+    return hashlib.sha256(b"kofn key id v1\x00" + bytes(key)).digest()[:8]
+
+
+def new_key() -> bytes:
+    """Return 32 fresh random bytes from the OS CSPRNG."""
+    return secrets.token_bytes(KEY_SIZE)
+
+
+class Keyring:
+    """AES-256 keys by id; the primary key encrypts, any key decrypts its own objects.
+
+    Parameters
+    ----------
+    keys : sequence of bytes
+        32-byte keys. The first is the primary unless ``primary`` says otherwise.
+    primary : bytes or str, optional
+        The id (8 bytes, or 16 hex digits) of the key to encrypt with.
+    """
+
+    def __init__(self, keys: Sequence[bytes], *, primary: bytes | str | None = None):
+        if isinstance(keys, (bytes, bytearray, str)) or not isinstance(keys, Iterable):
+            raise TypeError("Argument 'keys' must be a sequence of 32-byte keys, "
+                            f"not {type(keys).__name__}.")
+        keys = list(keys)
+        if not keys:
+            raise ValueError("Argument 'keys' must hold at least 1 key, not 0.")
+        self._aead: dict[bytes, AESGCM] = {}
+        self._keys: dict[bytes, bytes] = {}
+        for i, key in enumerate(keys):
+            if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_SIZE:
+                size = len(key) if isinstance(key, (bytes, bytearray)) else type(key).__name__
+                raise ValueError(f"Argument 'keys[{i}]' must be {KEY_SIZE} bytes, not {size}.")
+            kid = key_id(key)
+            self._keys[kid] = bytes(key)
+            self._aead[kid] = AESGCM(bytes(key))
+        if primary is None:
+            self.primary = key_id(keys[0])
+        else:
+            pid = bytes.fromhex(primary) if isinstance(primary, str) else bytes(primary)
+            if pid not in self._keys:
+                raise ValueError(f"Argument 'primary' must be the id of a key in the ring, "
+                                 f"not {pid.hex()!r}.")
+            self.primary = pid
+
+    def __repr__(self) -> str:  # never show key bytes
+        ids = ", ".join(k.hex() for k in self._keys)
+        return f"Keyring(ids=[{ids}], primary={self.primary.hex()})"
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def ids(self) -> list[str]:
+        """The key ids as hex strings, primary first."""
+        return [self.primary.hex()] + [k.hex() for k in self._keys if k != self.primary]
+
+    def rotated(self) -> Keyring:
+        """A new ring with a fresh primary key, keeping every old key for decryption."""
+        return Keyring([new_key(), *(self._keys[bytes.fromhex(i)] for i in self.ids)])
+
+    def aead(self, kid: bytes) -> AESGCM | None:
+        """The AES-GCM instance of key ``kid``, or None if the ring lacks it."""
+        return self._aead.get(kid)
+
+    def to_json(self) -> str:
+        """The key-file text (JSON); contains the secret keys."""
+        doc = {
+            "format": KEY_FILE_FORMAT,
+            "version": 1,
+            "primary": self.primary.hex(),
+            "keys": [{"id": kid.hex(), "key": base64.b64encode(key).decode()}
+                     for kid, key in self._keys.items()],
+        }
+        return json.dumps(doc, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "key file") -> Keyring:
+        """Parse key-file text written by :meth:`to_json`."""
+        try:
+            doc = json.loads(text)
+            if doc.get("format") != KEY_FILE_FORMAT or doc.get("version") != 1:
+                raise ValueError("not a kofn keyring (format/version)")
+            keys = []
+            for entry in doc["keys"]:
+                key = base64.b64decode(entry["key"], validate=True)
+                if len(key) != KEY_SIZE or key_id(key).hex() != entry["id"]:
+                    raise ValueError(f"key {entry.get('id')!r} is damaged")
+                keys.append(key)
+            return cls(keys, primary=doc["primary"])
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise KeyFileError(f"Cannot read {source}: {err}") from None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Keyring:
+        """Load a key file, refusing one that others can read (like ssh does)."""
+        path = Path(path).expanduser()
+        try:
+            mode = path.stat().st_mode
+            text = path.read_text()
+        except FileNotFoundError:
+            raise KeyFileError(f"Key file {str(path)!r} does not exist; create one with "
+                               "'kofn keygen --out FILE'.") from None
+        except OSError as err:
+            raise KeyFileError(f"Cannot read key file {str(path)!r}: {err.strerror}.") from None
+        if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyFileError(f"Key file {str(path)!r} is readable by others "
+                               f"(mode {stat.S_IMODE(mode):o}); run 'chmod 600 {path}'.")
+        return cls.from_json(text, source=f"key file {str(path)!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Keyring:
+        """Keys from ``KOFN_KEY`` (base64 keys, comma-separated, primary first) or
+        ``KOFN_KEY_FILE`` (a key-file path)."""
+        env = os.environ if environ is None else environ
+        if env.get("KOFN_KEY"):
+            keys = []
+            for i, part in enumerate(env["KOFN_KEY"].split(",")):
+                try:
+                    key = base64.b64decode(part.strip(), validate=True)
+                except ValueError:
+                    raise KeyFileError(f"KOFN_KEY entry {i} is not base64.") from None
+                if len(key) != KEY_SIZE:
+                    raise KeyFileError(f"KOFN_KEY entry {i} must decode to {KEY_SIZE} bytes, "
+                                       f"not {len(key)}.")
+                keys.append(key)
+            return cls(keys)
+        if env.get("KOFN_KEY_FILE"):
+            return cls.from_file(env["KOFN_KEY_FILE"])
+        raise KeyFileError("No encryption key: set KOFN_KEY_FILE (see 'kofn keygen') or KOFN_KEY.")
+
+
+def load_keyring(path: str | os.PathLike[str] | None = None) -> Keyring:
+    """A keyring from ``path`` if given, else from ``KOFN_KEY`` / ``KOFN_KEY_FILE``."""
+    return Keyring.from_file(path) if path is not None else Keyring.from_env()
+
+
+def write_key_file(path: str | os.PathLike[str], keyring: Keyring, *, force: bool = False) -> Path:
+    """Write ``keyring`` to ``path`` with mode 0600; refuse to overwrite unless ``force``."""
+    path = Path(path).expanduser()
+    data = keyring.to_json().encode()
+    if force:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return path
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise FileExistsError(f"Key file {str(path)!r} exists; pass --force to overwrite "
+                              "(objects encrypted with it become unreadable).") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return path
+
+
+def _chunk_nonce(nonce: bytes, index: int) -> bytes:
+    return (int.from_bytes(nonce, "big") ^ index).to_bytes(12, "big")
+
+
+def _aad(header: bytes, key: bytes, index: int, final: bool) -> bytes:
+    return b"".join((header, key, struct.pack(">IB", index, final)))
+
+
+def seal(keyring: Keyring, key: str, data: bytes | bytearray | memoryview, *,
+         chunk_size: int = DEFAULT_CHUNK) -> memoryview:
+    """Encrypt ``data`` as object ``key``; returns header + chunks (see module docstring).
+
+    The result is a read-only-by-convention byte ``memoryview`` over an uninitialised numpy
+    buffer that the chunks are encrypted into, so sealing copies the data exactly once.
+    """
+    view = memoryview(data).cast("B")
+    n = view.nbytes
+    chunks = max(1, -(-n // chunk_size))
+    nonce = secrets.token_bytes(12)
+    header = _HEADER.pack(MAGIC, VERSION, ALG_AES256GCM, keyring.primary, chunk_size, nonce)
+    aead = keyring.aead(keyring.primary)
+    kb = key.encode()
+    dst = memoryview(np.empty(HEADER_SIZE + n + chunks * TAG_SIZE, dtype=np.uint8)).cast("B")
+    dst[:HEADER_SIZE] = header
+    pos = HEADER_SIZE
+    for i in range(chunks):
+        part = view[i * chunk_size : (i + 1) * chunk_size]
+        end = pos + part.nbytes + TAG_SIZE
+        aead.encrypt_into(_chunk_nonce(nonce, i), part, _aad(header, kb, i, i == chunks - 1),
+                          dst[pos:end])
+        pos = end
+    return dst
+
+
+def open_sealed(keyring: Keyring, key: str, blob: bytes | bytearray | memoryview) -> bytearray:
+    """Decrypt and authenticate an object sealed by :func:`seal`, or raise DecryptionError."""
+    view = memoryview(blob).cast("B")
+    if view.nbytes < HEADER_SIZE + TAG_SIZE:
+        raise DecryptionError(key, f"object is {view.nbytes} bytes, shorter than a header")
+    header = bytes(view[:HEADER_SIZE])
+    magic, version, alg, kid, chunk_size, nonce = _HEADER.unpack(header)
+    if magic != MAGIC:
+        raise DecryptionError(key, "not a kofn encrypted object (bad magic)")
+    if version != VERSION or alg != ALG_AES256GCM:
+        raise DecryptionError(key, f"unsupported format version {version}, algorithm {alg}")
+    if chunk_size < 1:
+        raise DecryptionError(key, "bad chunk size in header")
+    aead = keyring.aead(kid)
+    if aead is None:
+        raise DecryptionError(key, f"key id {kid.hex()} is not in the keyring (wrong key)")
+    body = view[HEADER_SIZE:]
+    frame = chunk_size + TAG_SIZE
+    chunks = max(1, -(-body.nbytes // frame))
+    plain = body.nbytes - chunks * TAG_SIZE
+    if plain < 0:
+        raise DecryptionError(key, "truncated")
+    out = bytearray(plain)
+    dst = memoryview(out)
+    kb = key.encode()
+    for i in range(chunks):
+        part = body[i * frame : (i + 1) * frame]
+        try:
+            aead.decrypt_into(_chunk_nonce(nonce, i), part,
+                              _aad(header, kb, i, i == chunks - 1),
+                              dst[i * chunk_size : i * chunk_size + part.nbytes - TAG_SIZE])
+        except InvalidTag:
+            raise DecryptionError(key) from None
+    return out
+
+
+class EncryptedStore(Store):
+    """Wrap any store so that objects are sealed with AES-256-GCM before they leave.
+
+    Parameters
+    ----------
+    inner : Store
+        The store holding the ciphertext (keys and listing are passed through unchanged).
+    keyring : Keyring
+        Keys; the primary one encrypts, any of them decrypts.
+    chunk_size : int, optional
+        Plaintext bytes per authenticated chunk (4 KiB to 64 MiB; default 1 MiB).
+
+    Notes
+    -----
+    Object keys (names) are not encrypted; object sizes leak up to 16 bytes per chunk.
+    ``get`` returns a ``bytearray`` (bytes-like, compares equal to ``bytes``) to avoid a
+    copy of large objects.
+    """
+
+    def __init__(self, inner: Store, keyring: Keyring, *, chunk_size: int = DEFAULT_CHUNK):
+        if not isinstance(inner, Store):
+            raise TypeError(f"Argument 'inner' must be a Store, not {type(inner).__name__}.")
+        if not isinstance(keyring, Keyring):
+            raise TypeError(f"Argument 'keyring' must be a Keyring, not {type(keyring).__name__}.")
+        self.chunk_size = check_int("chunk_size", chunk_size, low=4096, high=64 << 20)
+        self.inner = inner
+        self.keyring = keyring
+
+    def __repr__(self) -> str:
+        return f"EncryptedStore({self.inner!r}, {self.keyring!r})"
+
+    def put(self, key: str, data: bytes | bytearray | memoryview, *, if_absent: bool = False) -> None:
+        """Encrypt ``data`` bound to ``key`` and store it in ``inner``."""
+        check_key(key)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"Argument 'data' must be bytes-like, not {type(data).__name__}.")
+        self.inner.put(key, seal(self.keyring, key, data, chunk_size=self.chunk_size),
+                       if_absent=if_absent)
+
+    def get(self, key: str) -> bytearray:
+        """Fetch and decrypt ``key``; raise DecryptionError if it fails authentication."""
+        check_key(key)
+        return open_sealed(self.keyring, key, self.inner.get(key))
+
+    def exists(self, key: str) -> bool:
+        """Whether ``inner`` holds ``key`` (no decryption)."""
+        return self.inner.exists(key)
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys of ``inner`` starting with ``prefix``."""
+        return self.inner.list(prefix)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Delete ``keys`` from ``inner``."""
+        self.inner.delete(keys)
+
+    def close(self) -> None:
+        """Close ``inner``."""
+        self.inner.close()

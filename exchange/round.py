@@ -1,0 +1,716 @@
+"""The any-K-of-N coded scatter-reduce round over an object store.
+
+Every worker of a job plays two parts in round ``r``: *contributor* (it publishes its
+update) and *aggregator* ``j = worker`` (it combines one share of everybody's update).
+Objects, under ``{prefix}/{job}/r{r:08d}/``::
+
+    contrib/{j}/{w}   worker w's share for aggregator j        (shard, kind "contrib")
+    done/{w}          worker w has written all its shares       (marker)
+    members           the agreed contributor set                (marker, if_absent)
+    merged/{j}        aggregator j's combined shard             (shard, if_absent)
+
+and ``{prefix}/{job}/complete/r{r:08d}`` once somebody decoded the round.
+
+* :meth:`Exchange.publish` encodes the update into ``n`` shares (:mod:`exchange.reduce`),
+  writes them in parallel, then the ``done`` marker.
+* :meth:`Exchange.aggregate` waits for a qualifying contributor set, combines the shares
+  and writes ``merged/{j}`` with ``if_absent``: any worker may do a missing aggregator's
+  job, and losing that race is success.
+* :meth:`Exchange.collect` waits for enough merged shards *with the same contributor set*,
+  decodes, and returns a :class:`RoundResult`. If merged shards are still missing after
+  ``takeover_after_s``, it computes them itself.
+
+Consensus on the contributor set: in ``plain``, ``backup``, ``mds`` and ``secure`` every
+aggregator must sum the same workers, or the merged shards would not decode together. The
+first aggregator that sees ``quorum`` done markers (``n``; ``n - s`` for ``backup``) writes
+``members`` with ``if_absent`` and everybody uses the stored object. In the gradient modes
+any ``n - s`` contributors give the exact total, so each aggregator uses the first
+``n - s`` it sees and no consensus is needed.
+
+Waiting is listing with exponential backoff (``poll_min_s`` doubling up to
+``poll_max_s``) under a per-phase deadline; a missed deadline raises
+:class:`~exchange.errors.RoundTimeoutError` naming what was missing. A shard that fails its
+checks (:class:`~exchange.errors.CorruptShardError`) is an erasure: a corrupt contribution
+disqualifies the aggregators that need it, a corrupt merged shard is deleted and
+recomputed or decoded around.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from coding._validate import check_int, check_real
+from coding.errors import NotEnoughShardsError
+from exchange.errors import CorruptShardError, RoundTimeoutError
+from exchange.layout import TensorLayout, flatten, unflatten
+from exchange.reduce import CodeSpec, coded_reduce, decode_aggregate, encode_update
+from exchange.shards import Shard, ShardHeader, pack_shard, unpack_shard
+from exchange.stores.base import Store
+
+__all__ = ["RoundConfig", "RoundStats", "RoundResult", "Exchange"]
+
+log = logging.getLogger(__name__)
+
+_GRADIENT = ("gradient", "gradient+mds")
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """Settings of a job's exchange rounds.
+
+    Parameters
+    ----------
+    job : str
+        Job name; a key part, so no ``/``.
+    code : CodeSpec
+        The code (mode, n, k, s, t, ...).
+    prefix : str, optional
+        Key prefix of all the job's objects.
+    deadline_s : float, optional
+        Longest wait of each phase (members, contributions, merged shards).
+    poll_min_s, poll_max_s : float, optional
+        First and largest backoff between two listings.
+    takeover_after_s : float, optional
+        How long :meth:`Exchange.collect` waits for a missing merged shard before
+        computing it itself.
+    keep_rounds : int, optional
+        Rounds kept in the store; the collector that completes round ``r`` deletes rounds
+        ``<= r - keep_rounds``. 0 keeps everything.
+    threads : int, optional
+        Parallel uploads/downloads per :class:`Exchange`.
+    quorum : int, optional
+        ``plain``/``mds``/``secure``: done markers that fix the member set (default
+        ``n``). A smaller quorum tolerates dead trainers, but the result then sums only
+        the members (``RoundResult.contributors``). Fixed at ``n - s`` for ``backup`` and
+        unused in the gradient modes.
+    """
+
+    job: str
+    code: CodeSpec
+    prefix: str = "kofn"
+    deadline_s: float = 120.0
+    poll_min_s: float = 0.002
+    poll_max_s: float = 0.05
+    takeover_after_s: float = 0.5
+    keep_rounds: int = 2
+    threads: int = 8
+    quorum: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("job", "prefix"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value or "/" in value or value in (".", ".."):
+                raise ValueError(f"Argument {name!r} must be a non-empty key part without '/', not {value!r}.")
+        if not isinstance(self.code, CodeSpec):
+            raise TypeError(f"Argument 'code' must be a CodeSpec, not {type(self.code).__name__}.")
+        check_real("deadline_s", self.deadline_s, low=0.0, low_open=True)
+        check_real("poll_min_s", self.poll_min_s, low=0.0, low_open=True)
+        check_real("poll_max_s", self.poll_max_s, low=self.poll_min_s)
+        check_real("takeover_after_s", self.takeover_after_s, low=0.0)
+        check_int("keep_rounds", self.keep_rounds, low=0)
+        check_int("threads", self.threads, low=1)
+        n, mode = self.code.n, self.code.mode
+        if mode in ("backup", *_GRADIENT):
+            if self.quorum is not None and self.quorum != self.code.contributions_needed:
+                raise ValueError(
+                    f"Argument 'quorum' must be n-s={self.code.contributions_needed} (or unset) in "
+                    f"{mode} mode, not {self.quorum}."
+                )
+            object.__setattr__(self, "quorum", self.code.contributions_needed)
+        elif self.quorum is None:
+            object.__setattr__(self, "quorum", n)
+        else:
+            object.__setattr__(self, "quorum", check_int("quorum", self.quorum, low=1, high=n, high_name="n"))
+
+
+@dataclass
+class RoundStats:
+    """Traffic and time of one or more protocol calls.
+
+    Attributes
+    ----------
+    bytes_up, bytes_down : int
+        Object bytes written and read (headers included).
+    puts, gets, lists : int
+        Requests (a lost ``if_absent`` race still counts as a PUT).
+    encode_s, upload_s, wait_s, download_s, reduce_s, decode_s : float
+        Seconds in each phase: encoding and packing shares; writing objects; polling
+        with backoff; reading objects; combining shares at an aggregator; decoding.
+    takeovers : int
+        Merged shards this call computed for another aggregator.
+    """
+
+    bytes_up: int = 0
+    bytes_down: int = 0
+    puts: int = 0
+    gets: int = 0
+    lists: int = 0
+    encode_s: float = 0.0
+    upload_s: float = 0.0
+    wait_s: float = 0.0
+    download_s: float = 0.0
+    reduce_s: float = 0.0
+    decode_s: float = 0.0
+    takeovers: int = 0
+
+    def __add__(self, other: RoundStats) -> RoundStats:
+        return RoundStats(**{f.name: getattr(self, f.name) + getattr(other, f.name)
+                             for f in dataclasses.fields(self)})
+
+    def as_dict(self) -> dict[str, float]:
+        """The fields as a plain dict (for JSON results)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What :meth:`Exchange.collect` decoded.
+
+    Attributes
+    ----------
+    round : int
+        The round.
+    total : numpy.ndarray
+        The flat float64 sum of the updates of ``n_terms`` workers.
+    n_terms : int
+        How many workers' updates the sum covers (``n`` in the gradient modes, where the
+        code recovers the full sum from ``n - s`` contributions).
+    contributors : tuple of int
+        Workers whose contributions were combined.
+    aggregators : tuple of int
+        Aggregators whose merged shards were decoded.
+    layout : TensorLayout or None
+        Present when the updates were dicts of tensors.
+    stats : RoundStats
+        This call's traffic and timings (or the whole round's, from :meth:`Exchange.run`).
+    """
+
+    round: int
+    total: np.ndarray
+    n_terms: int
+    contributors: tuple[int, ...]
+    aggregators: tuple[int, ...]
+    layout: TensorLayout | None
+    stats: RoundStats
+
+    @property
+    def mean(self) -> np.ndarray:
+        """``total / n_terms``."""
+        return self.total / max(self.n_terms, 1)
+
+    @property
+    def tensors(self) -> dict[str, np.ndarray] | None:
+        """The total as named tensors, if the updates had a layout."""
+        return None if self.layout is None else unflatten(self.total, self.layout)
+
+
+class _Meter:
+    """Counts one call's requests, bytes and phase times (thread-safe)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.stats = RoundStats()
+        self._lock = threading.Lock()
+
+    def _add(self, **delta: float) -> None:
+        with self._lock:
+            for name, value in delta.items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)
+
+    def put(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        """Write; return False if an ``if_absent`` write lost the race."""
+        self._add(puts=1)
+        try:
+            self.store.put(key, data, if_absent=if_absent)
+        except FileExistsError:
+            if not if_absent:
+                raise
+            return False
+        self._add(bytes_up=len(data))
+        return True
+
+    def get(self, key: str) -> bytes:
+        self._add(gets=1)
+        data = self.store.get(key)
+        self._add(bytes_down=len(data))
+        return data
+
+    def list(self, prefix: str) -> list[str]:
+        self._add(lists=1)
+        return self.store.list(prefix)
+
+    def timed(self, phase: str) -> _Timer:
+        return _Timer(self, phase + "_s")
+
+
+class _Timer:
+    def __init__(self, meter: _Meter, field: str):
+        self.meter, self.field = meter, field
+
+    def __enter__(self) -> _Timer:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.meter._add(**{self.field: time.perf_counter() - self.t0})
+
+
+class Exchange:
+    """One party's view of a job's coded rounds over a :class:`~exchange.stores.base.Store`.
+
+    Parameters
+    ----------
+    store : Store
+        Where the objects live (wrap it in ``EncryptedStore`` to authenticate them).
+    config : RoundConfig
+        The job's settings; every party must use the same ``code``.
+
+    Notes
+    -----
+    Thread-safe: several threads may call methods on one instance. The typical worker
+    loop is :meth:`run` (publish, aggregate its own shard, collect).
+    """
+
+    def __init__(self, store: Store, config: RoundConfig):
+        if not isinstance(store, Store):
+            raise TypeError(f"Argument 'store' must be a Store, not {type(store).__name__}.")
+        if not isinstance(config, RoundConfig):
+            raise TypeError(f"Argument 'config' must be a RoundConfig, not {type(config).__name__}.")
+        self.store = store
+        self.config = config
+        self.code = config.code
+        self._code_json = config.code.to_json()
+        self._pool = cf.ThreadPoolExecutor(config.threads, thread_name_prefix="kofn-exchange")
+
+    def close(self) -> None:
+        """Stop the thread pool."""
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Exchange:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- keys -------------------------------------------------------------------------------
+    @property
+    def _base(self) -> str:
+        return f"{self.config.prefix}/{self.config.job}/"
+
+    def round_prefix(self, r: int) -> str:
+        """The key prefix of round ``r``'s objects."""
+        return f"{self._base}r{r:08d}/"
+
+    def _complete_key(self, r: int) -> str:
+        return f"{self._base}complete/r{r:08d}"
+
+    def _check_round(self, r: object) -> int:
+        return check_int("r", r, low=0)
+
+    def _check_member(self, name: str, value: object) -> int:
+        return check_int(name, value, low=0, high=self.code.n - 1, high_name="n-1")
+
+    def _header(self, kind: str, r: int, **fields: object) -> ShardHeader:
+        return ShardHeader(kind=kind, job=self.config.job, round=r, code=self._code_json, **fields)
+
+    def _expect(self, kind: str, r: int, **fields: object) -> dict[str, object]:
+        return {"kind": kind, "job": self.config.job, "round": r, "code": self._code_json, **fields}
+
+    # -- publish ----------------------------------------------------------------------------
+    def publish(
+        self,
+        r: int,
+        worker: int,
+        update: np.ndarray | Mapping[str, np.ndarray],
+        *,
+        rng: np.random.Generator | None = None,
+    ) -> RoundStats:
+        """Encode ``worker``'s update into ``n`` shares and write them, then its done marker.
+
+        Parameters
+        ----------
+        r : int
+            Round number.
+        worker : int
+            The contributing worker, ``0 <= worker < n``.
+        update : numpy.ndarray or mapping of str to numpy.ndarray
+            The flat update (in gradient modes: the coded combination ``f_i``), or named
+            tensors, flattened with :func:`exchange.layout.flatten`.
+        rng : numpy.random.Generator, optional
+            ``secure`` only, for reproducible tests; real masks come from the OS CSPRNG.
+
+        Returns
+        -------
+        RoundStats
+
+        Notes
+        -----
+        Shares are overwritten and the done marker comes last, so republishing before the
+        marker exists is safe. Do not republish a round after its marker was written: in
+        ``secure`` mode fresh masks would not match shares already combined.
+        """
+        r = self._check_round(r)
+        worker = self._check_member("worker", worker)
+        meter = _Meter(self.store)
+        with meter.timed("encode"):
+            if isinstance(update, Mapping):
+                flat, layout = flatten(update)
+            else:
+                flat, layout = np.asarray(update), None
+            shares = encode_update(flat, self.code, rng=rng)
+            blobs = [
+                pack_shard(self._header("contrib", r, index=j, worker=worker, contributors=(worker,),
+                                        length=int(flat.size), layout=layout), shares[j])
+                for j in range(self.code.n)
+            ]
+        rp = self.round_prefix(r)
+        with meter.timed("upload"):
+            futures = [self._pool.submit(meter.put, f"{rp}contrib/{j}/{worker}", blob)
+                       for j, blob in enumerate(blobs)]
+            for fut in futures:
+                fut.result()
+            done = pack_shard(self._header("done", r, worker=worker, contributors=(worker,),
+                                           length=int(flat.size), layout=layout))
+            meter.put(f"{rp}done/{worker}", done, if_absent=True)
+        return meter.stats
+
+    # -- waiting ----------------------------------------------------------------------------
+    def _poll(self, meter: _Meter, probe: Callable[[], object], missing: Callable[[], list[object]]):
+        """Call ``probe`` with exponential backoff until it returns non-None or the deadline."""
+        deadline = time.monotonic() + self.config.deadline_s
+        delay = self.config.poll_min_s
+        while True:
+            result = probe()
+            if result is not None:
+                return result
+            now = time.monotonic()
+            if now >= deadline:
+                raise RoundTimeoutError(missing())
+            with meter.timed("wait"):
+                time.sleep(min(delay, deadline - now))
+            delay = min(2 * delay, self.config.poll_max_s)
+
+    def _done_workers(self, meter: _Meter, r: int) -> list[int]:
+        prefix = self.round_prefix(r) + "done/"
+        return sorted(int(key[len(prefix):]) for key in meter.list(prefix)
+                      if key[len(prefix):].isdigit())
+
+    def _members(self, meter: _Meter, r: int, *, wait: bool = True) -> tuple[int, ...] | None:
+        """The agreed contributor set of round ``r`` (member modes), writing it if first."""
+        key = self.round_prefix(r) + "members"
+        quorum = int(self.config.quorum)  # type: ignore[arg-type]
+        seen: list[int] = []
+
+        def probe() -> tuple[int, ...] | None:
+            seen[:] = self._done_workers(meter, r)
+            if len(seen) < quorum:
+                return None
+            mine = tuple(seen[:quorum])
+            blob = pack_shard(self._header("members", r, contributors=mine))
+            if meter.put(key, blob, if_absent=True):
+                return mine
+            return unpack_shard(meter.get(key), key=key, expect=self._expect("members", r)).header.contributors
+
+        def missing() -> list[object]:
+            return [f"done/{w}" for w in range(self.code.n) if w not in seen]
+
+        if not wait:
+            return probe()
+        return self._poll(meter, probe, missing)
+
+    # -- aggregate --------------------------------------------------------------------------
+    def aggregate(self, r: int, j: int) -> RoundStats:
+        """Do aggregator ``j``'s job for round ``r``: combine its shares into ``merged/{j}``.
+
+        Parameters
+        ----------
+        r : int
+            Round number.
+        j : int
+            Aggregator index, ``0 <= j < n``; any worker may act for any ``j``.
+
+        Returns
+        -------
+        RoundStats
+
+        Raises
+        ------
+        CorruptShardError
+            A contribution it must use is corrupt (member modes), so shard ``j`` cannot be
+            made this round; the round decodes around it where the code has slack.
+        RoundTimeoutError
+            Not enough contributors before the deadline.
+        """
+        r = self._check_round(r)
+        j = self._check_member("j", j)
+        meter = _Meter(self.store)
+        self._aggregate(meter, r, j, wait=True)
+        return meter.stats
+
+    def _aggregate(self, meter: _Meter, r: int, j: int, *, wait: bool) -> bool:
+        """Make and write ``merged/{j}``; return False if ``wait`` is off and inputs aren't ready."""
+        if self.code.mode in _GRADIENT:
+            got = self._gather_any(meter, r, j, wait=wait)
+        else:
+            members = self._members(meter, r, wait=wait)
+            if members is None:
+                return False
+            got = self._gather(meter, r, j, members)
+        if got is None:
+            return False
+        who, shards = got
+        first = shards[0].header
+        with meter.timed("reduce"):
+            merged = coded_reduce(np.stack([s.payload for s in shards]), self.code, who)
+            blob = pack_shard(self._header("merged", r, index=j, contributors=tuple(who),
+                                           length=first.length, layout=first.layout), merged)
+        with meter.timed("upload"):
+            meter.put(self.round_prefix(r) + f"merged/{j}", blob, if_absent=True)
+        return True
+
+    def _fetch(self, meter: _Meter, keys: Sequence[str], expects: Sequence[dict]) -> list[Shard | Exception]:
+        """Download and verify shards in parallel; a failure is returned, not raised."""
+
+        def one(key: str, expect: dict) -> Shard | Exception:
+            try:
+                return unpack_shard(meter.get(key), key=key, expect=expect)
+            except (CorruptShardError, FileNotFoundError) as err:
+                return err
+
+        with meter.timed("download"):
+            return list(self._pool.map(one, keys, expects))
+
+    def _contrib_expect(self, r: int, j: int, w: int) -> dict[str, object]:
+        return self._expect("contrib", r, index=j, worker=w)
+
+    def _consistent(self, shards: list[Shard], keys: list[str]) -> None:
+        """All contributions must agree on the update's length and layout."""
+        ref = shards[0].header
+        for shard, key in zip(shards[1:], keys[1:], strict=True):
+            h = shard.header
+            if (h.length, h.layout, h.shape) != (ref.length, ref.layout, ref.shape):
+                raise CorruptShardError(key, f"length/layout differ from {keys[0]!r}")
+
+    def _gather(self, meter: _Meter, r: int, j: int, members: Sequence[int]) -> tuple[list[int], list[Shard]]:
+        rp = self.round_prefix(r)
+        keys = [f"{rp}contrib/{j}/{w}" for w in members]
+        got = self._fetch(meter, keys, [self._contrib_expect(r, j, w) for w in members])
+        for item, key in zip(got, keys, strict=True):
+            if isinstance(item, FileNotFoundError):
+                raise CorruptShardError(key, "missing although its worker is done")
+            if isinstance(item, Exception):
+                raise item
+        shards = [s for s in got if isinstance(s, Shard)]
+        self._consistent(shards, keys)
+        return list(members), shards
+
+    def _gather_any(self, meter: _Meter, r: int, j: int, *, wait: bool):
+        """Gradient modes: the first ``n - s`` good contributions for aggregator ``j``."""
+        rp = self.round_prefix(r)
+        need = self.code.contributions_needed
+        good: dict[int, Shard] = {}
+        bad: set[int] = set()
+        seen: list[int] = []
+
+        def probe():
+            seen[:] = self._done_workers(meter, r)
+            fresh = [w for w in seen if w not in good and w not in bad][: need - len(good)]
+            if len(good) + len(fresh) < need:
+                return None
+            keys = [f"{rp}contrib/{j}/{w}" for w in fresh]
+            for w, item in zip(fresh, self._fetch(meter, keys, [self._contrib_expect(r, j, w) for w in fresh]),
+                               strict=True):
+                if isinstance(item, Shard):
+                    good[w] = item
+                else:
+                    log.warning("round %d aggregator %d: dropping contribution of %d: %s", r, j, w, item)
+                    bad.add(w)
+            if len(good) < need:
+                return None
+            who = sorted(good)
+            shards = [good[w] for w in who]
+            self._consistent(shards, [f"{rp}contrib/{j}/{w}" for w in who])
+            return who, shards
+
+        def missing() -> list[object]:
+            return [f"contrib/{j}/{w}" for w in range(self.code.n) if w not in good]
+
+        if not wait:
+            return probe()
+        return self._poll(meter, probe, missing)
+
+    # -- collect ----------------------------------------------------------------------------
+    def collect(self, r: int) -> RoundResult:
+        """Wait for enough consistent merged shards, decode, and return the round's sum.
+
+        Merged shards missing after ``takeover_after_s`` are computed here (idempotent,
+        ``if_absent``); corrupt ones are deleted and recomputed, or decoded around.
+
+        Parameters
+        ----------
+        r : int
+            Round number.
+
+        Returns
+        -------
+        RoundResult
+
+        Raises
+        ------
+        RoundTimeoutError
+            Too few merged shards before the deadline (names the missing aggregators).
+        NotEnoughShardsError
+            Too many aggregators failed for good (corrupt inputs) to decode.
+        """
+        r = self._check_round(r)
+        meter = _Meter(self.store)
+        state = _CollectState(time.monotonic())
+        group = self._poll(meter, lambda: self._collect_probe(meter, r, state),
+                           lambda: [f"merged/{j}" for j in range(self.code.n) if j not in state.have])
+        with meter.timed("decode"):
+            indices = sorted(group)
+            if self.code.mode == "secure":  # the first k + t decode exactly; more add nothing
+                indices = indices[: self.code.merged_needed]
+            first = group[indices[0]].header
+            stack = np.stack([group[j].payload for j in indices])
+            n_terms = self.code.n if self.code.mode in _GRADIENT else len(first.contributors)
+            total = decode_aggregate(stack, indices, self.code, length=first.length, n_terms=n_terms)
+        contributors = sorted({w for j in indices for w in group[j].header.contributors})
+        meter.stats.takeovers += state.takeovers
+        if meter.put(self._complete_key(r), pack_shard(self._header("complete", r)), if_absent=True):
+            self._cleanup(meter, r)
+        return RoundResult(r, total, n_terms, tuple(contributors), tuple(indices), first.layout, meter.stats)
+
+    def _collect_probe(self, meter: _Meter, r: int, state: _CollectState):
+        rp = self.round_prefix(r)
+        prefix = rp + "merged/"
+        listed = [int(k[len(prefix):]) for k in meter.list(prefix) if k[len(prefix):].isdigit()]
+        fresh = sorted(j for j in listed if j not in state.have)
+        short = self._merged_needed - len(state.have)
+        if short > 0:  # read no more than needed; low (systematic) indices decode cheapest
+            fresh = fresh[:short]
+        if fresh:
+            keys = [f"{prefix}{j}" for j in fresh]
+            items = self._fetch(meter, keys, [self._expect("merged", r, index=j) for j in fresh])
+            for j, key, item in zip(fresh, keys, items, strict=True):
+                if isinstance(item, Shard):
+                    state.have[j] = item
+                elif isinstance(item, CorruptShardError):
+                    log.warning("round %d: %s; deleting it for recomputation", r, item)
+                    self.store.delete([key])
+                    state.repair.add(j)
+        group = self._best_group(state.have)
+        if group is not None:
+            return group
+        self._maybe_take_over(meter, r, state)
+        return None
+
+    @property
+    def _merged_needed(self) -> int:
+        return self.code.n if self.code.mode in ("plain", "backup", "gradient") else self.code.merged_needed
+
+    def _best_group(self, have: dict[int, Shard]) -> dict[int, Shard] | None:
+        """The largest set of merged shards that decode together, if it is big enough."""
+        need = self._merged_needed
+        if self.code.mode in _GRADIENT:
+            groups = {(): dict(have)}
+        else:
+            groups: dict[tuple, dict[int, Shard]] = {}
+            for j, shard in have.items():
+                groups.setdefault(shard.header.contributors, {})[j] = shard
+        for members in groups.values():
+            ref = next(iter(members.values())).header if members else None
+            if ref is None:
+                continue
+            agreeing = {j: s for j, s in members.items()
+                        if (s.header.length, s.header.layout, s.header.shape)
+                        == (ref.length, ref.layout, ref.shape)}
+            if len(agreeing) >= need:
+                return agreeing
+        return None
+
+    def _maybe_take_over(self, meter: _Meter, r: int, state: _CollectState) -> None:
+        overdue = time.monotonic() - state.start >= self.config.takeover_after_s
+        todo = [j for j in range(self.code.n)
+                if j not in state.have and j not in state.failed and (overdue or j in state.repair)]
+        for j in todo:
+            try:
+                made = self._aggregate(meter, r, j, wait=False)
+            except CorruptShardError as err:
+                log.warning("round %d: cannot make merged shard %d: %s", r, j, err)
+                state.failed.add(j)
+                made = False
+            state.repair.discard(j)
+            if made:
+                state.takeovers += 1
+                return  # re-list: the shard just written may be enough
+        alive = self.code.n - len(state.failed)
+        need = self._merged_needed
+        if alive < need:
+            raise NotEnoughShardsError(need, alive, "aggregators with intact inputs")
+
+    # -- housekeeping ------------------------------------------------------------------------
+    def completed_rounds(self) -> list[int]:
+        """Rounds some party has decoded, ascending (from the ``complete/`` markers)."""
+        prefix = self._base + "complete/r"
+        return sorted(int(k[len(prefix):]) for k in self.store.list(prefix) if k[len(prefix):].isdigit())
+
+    def latest_complete_round(self) -> int | None:
+        """The newest decoded round, where a restarted worker resumes; ``None`` if none."""
+        done = self.completed_rounds()
+        return done[-1] if done else None
+
+    def _cleanup(self, meter: _Meter, r: int) -> None:
+        keep = self.config.keep_rounds
+        if keep <= 0 or r - keep < 0:
+            return
+        base = self._base
+        old = []
+        for key in meter.list(base):
+            rest = key[len(base):]
+            part = rest.split("/", 1)[0]
+            if part.startswith("r") and part[1:].isdigit() and int(part[1:]) <= r - keep:
+                old.append(key)
+            elif rest.startswith("complete/r") and rest[10:].isdigit() and int(rest[10:]) <= r - keep:
+                old.append(key)
+        if old:
+            self.store.delete(old)
+
+    # -- the whole round ---------------------------------------------------------------------
+    def run(
+        self,
+        r: int,
+        worker: int,
+        update: np.ndarray | Mapping[str, np.ndarray],
+        *,
+        rng: np.random.Generator | None = None,
+    ) -> RoundResult:
+        """One worker's round: :meth:`publish`, :meth:`aggregate` its own shard, :meth:`collect`.
+
+        A failure of its own aggregation (corrupt input) is logged and dropped; the round
+        decodes around it where the code allows. The result's ``stats`` cover all three.
+        """
+        stats = self.publish(r, worker, update, rng=rng)
+        try:
+            stats = stats + self.aggregate(r, worker)
+        except CorruptShardError as err:
+            log.warning("round %d worker %d: own aggregation failed: %s", r, worker, err)
+        result = self.collect(r)
+        return dataclasses.replace(result, stats=stats + result.stats)
+
+
+@dataclass
+class _CollectState:
+    start: float
+    have: dict[int, Shard] = dataclasses.field(default_factory=dict)
+    failed: set[int] = dataclasses.field(default_factory=set)
+    repair: set[int] = dataclasses.field(default_factory=set)
+    takeovers: int = 0

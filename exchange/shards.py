@@ -1,0 +1,268 @@
+"""The self-describing shard format (after zfec's share files).
+
+Every object the coded round writes is one shard::
+
+    offset  size  field
+    0       8     magic  b"KOFNSHRD"
+    8       2     format version, little-endian uint16 (currently 1)
+    10      2     reserved, zero
+    12      4     header length H, little-endian uint32
+    16      4     CRC-32 of the header bytes, little-endian uint32
+    20      H     header: UTF-8 JSON, space-padded so the payload starts on a 64-byte boundary
+    20+H    P     payload: the raw little-endian array (C order)
+
+The JSON header holds the shard's kind, job, round, aggregator index, contributing worker,
+the code (mode, n, k, s, t, p, ...), the tensor layout, the contributor set, the payload's
+dtype and shape, its length and its checksum (``"crc32:xxxxxxxx"``). Headers are JSON,
+never pickle: reading a shard runs no code.
+
+:func:`unpack_shard` parses the payload with zero copies (``np.frombuffer`` on a
+``memoryview`` of the object) and rejects anything that does not add up, or that disagrees
+with what the reader expected, with :class:`~exchange.errors.CorruptShardError`; the round
+treats such a shard as an erasure.
+
+Notes
+-----
+The CRC-32 checksums catch accidental corruption (bit rot, truncation, a half-written
+object), not an attacker, who can recompute them. Tampering is caught by
+:class:`exchange.crypto.EncryptedStore`, whose AES-GCM tag authenticates every object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from exchange.errors import CorruptShardError
+from exchange.layout import TensorLayout
+
+__all__ = ["MAGIC", "VERSION", "KINDS", "ShardHeader", "Shard", "pack_shard", "unpack_shard"]
+
+MAGIC = b"KOFNSHRD"
+VERSION = 1
+KINDS = ("contrib", "merged", "done", "members", "complete")
+_PREFIX = struct.Struct("<8sHHII")
+_ALIGN = 64
+_DTYPES = ("<f8", "<f4", "<u4", "<i8", "<u8")
+_MAX_HEADER = 1 << 24
+
+
+@dataclass(frozen=True)
+class ShardHeader:
+    """What a shard says about itself.
+
+    Parameters
+    ----------
+    kind : str
+        One of ``KINDS``: a worker's ``contrib``ution to one aggregator, an aggregator's
+        ``merged`` shard, or a small marker (``done``, ``members``, ``complete``).
+    job : str
+        The training job.
+    round : int
+        The round number.
+    index : int
+        The aggregator (merged-shard) index ``j``, or -1 for markers.
+    worker : int
+        The contributing worker for ``contrib``/``done``, else -1.
+    code : dict
+        The code parameters (``CodeSpec.to_json()``), compared for equality by readers.
+    contributors : tuple of int
+        The workers whose updates this shard combines (a contribution: its own worker; a
+        merged shard: the set it summed; ``members``: the agreed set).
+    length : int
+        Length of the flat update vector the round exchanges.
+    layout : TensorLayout or None
+        How the flat vector splits into named tensors, if it came from a dict.
+    dtype : str
+        Little-endian payload dtype string, e.g. ``"<f8"``.
+    shape : tuple of int
+        Payload shape.
+    payload_length : int
+        Payload bytes (filled in by :func:`pack_shard`).
+    checksum : str
+        ``"crc32:%08x"`` of the payload (filled in by :func:`pack_shard`).
+    """
+
+    kind: str
+    job: str
+    round: int
+    index: int = -1
+    worker: int = -1
+    code: Mapping[str, object] = field(default_factory=dict)
+    contributors: tuple[int, ...] = ()
+    length: int = 0
+    layout: TensorLayout | None = None
+    dtype: str = "<f8"
+    shape: tuple[int, ...] = (0,)
+    payload_length: int = 0
+    checksum: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        """Return the JSON-ready dict written to the object."""
+        out = dataclasses.asdict(self)
+        out["code"] = dict(self.code)
+        out["contributors"] = list(self.contributors)
+        out["shape"] = list(self.shape)
+        out["layout"] = None if self.layout is None else self.layout.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> ShardHeader:
+        """Rebuild a header; raise ``ValueError``/``TypeError``/``KeyError`` if malformed."""
+        layout = data["layout"]
+        code = data["code"]
+        if not isinstance(code, dict):
+            raise TypeError("code must be an object")
+        return cls(
+            kind=str(data["kind"]),
+            job=str(data["job"]),
+            round=int(data["round"]),
+            index=int(data["index"]),
+            worker=int(data["worker"]),
+            code=code,
+            contributors=tuple(int(w) for w in data["contributors"]),
+            length=int(data["length"]),
+            layout=None if layout is None else TensorLayout.from_json(layout),
+            dtype=str(data["dtype"]),
+            shape=tuple(int(d) for d in data["shape"]),
+            payload_length=int(data["payload_length"]),
+            checksum=str(data["checksum"]),
+        )
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A parsed shard: its header and a read-only zero-copy view of its payload."""
+
+    header: ShardHeader
+    payload: np.ndarray
+
+
+def _checksum(buf: memoryview) -> str:
+    return f"crc32:{zlib.crc32(buf) & 0xFFFFFFFF:08x}"
+
+
+def pack_shard(header: ShardHeader, payload: np.ndarray | None = None) -> bytes:
+    """Serialise ``header`` and ``payload`` into one shard object.
+
+    Parameters
+    ----------
+    header : ShardHeader
+        Everything but ``dtype``, ``shape``, ``payload_length`` and ``checksum``, which are
+        taken from ``payload``.
+    payload : numpy.ndarray, optional
+        The array to store (converted to little-endian C order); ``None`` for markers.
+
+    Returns
+    -------
+    bytes
+        The object: prefix, header, payload.
+    """
+    if not isinstance(header, ShardHeader):
+        raise TypeError(f"Argument 'header' must be a ShardHeader, not {type(header).__name__}.")
+    if header.kind not in KINDS:
+        raise ValueError(f"Argument 'header' must have kind in {KINDS}, not {header.kind!r}.")
+    arr = np.zeros(0, dtype="<f8") if payload is None else np.asarray(payload)
+    dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder not in "<|" else arr.dtype
+    dtype = np.dtype(dtype)
+    if dtype.str not in _DTYPES:
+        raise ValueError(f"Argument 'payload' must have a dtype in {_DTYPES}, not {arr.dtype.str!r}.")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    body = memoryview(arr).cast("B") if arr.size else memoryview(b"")
+    header = dataclasses.replace(
+        header, dtype=dtype.str, shape=tuple(arr.shape), payload_length=body.nbytes,
+        checksum=_checksum(body),
+    )
+    text = json.dumps(header.to_json(), separators=(",", ":"), sort_keys=True).encode()
+    pad = (-(_PREFIX.size + len(text))) % _ALIGN
+    text += b" " * pad
+    prefix = _PREFIX.pack(MAGIC, VERSION, 0, len(text), zlib.crc32(text) & 0xFFFFFFFF)
+    return b"".join((prefix, text, body))
+
+
+def unpack_shard(
+    data: bytes | bytearray | memoryview,
+    *,
+    key: str = "<shard>",
+    expect: Mapping[str, object] | None = None,
+) -> Shard:
+    """Parse and verify a shard object.
+
+    Parameters
+    ----------
+    data : bytes-like
+        The object as read from the store.
+    key : str, optional
+        Its key, for error messages.
+    expect : mapping, optional
+        Header fields the reader requires (``{"job": ..., "round": 3, "index": 1,
+        "code": spec.to_json(), "layout": layout, ...}``); any difference is corruption.
+
+    Returns
+    -------
+    Shard
+        The header and the payload as a read-only array viewing ``data`` (no copy).
+
+    Raises
+    ------
+    CorruptShardError
+        Bad magic, version, lengths, checksums, malformed header, or an unexpected field.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"Argument 'data' must be bytes-like, not {type(data).__name__}.")
+    view = memoryview(data).cast("B")
+    if view.nbytes < _PREFIX.size:
+        raise CorruptShardError(key, f"object is {view.nbytes} bytes, shorter than the prefix")
+    magic, version, reserved, hlen, hcrc = _PREFIX.unpack_from(view, 0)
+    if magic != MAGIC:
+        raise CorruptShardError(key, f"bad magic {bytes(magic)!r}")
+    if version != VERSION:
+        raise CorruptShardError(key, f"unsupported format version {version}, expected {VERSION}")
+    if reserved != 0:
+        raise CorruptShardError(key, f"reserved prefix field is {reserved}, expected 0")
+    if hlen > _MAX_HEADER or _PREFIX.size + hlen > view.nbytes:
+        raise CorruptShardError(key, f"header length {hlen} exceeds the object")
+    text = view[_PREFIX.size : _PREFIX.size + hlen]
+    if zlib.crc32(text) & 0xFFFFFFFF != hcrc:
+        raise CorruptShardError(key, "header checksum mismatch")
+    try:
+        header = ShardHeader.from_json(json.loads(bytes(text)))
+        dtype = np.dtype(header.dtype)
+    except (ValueError, TypeError, KeyError) as err:
+        raise CorruptShardError(key, f"malformed header ({err})") from None
+    start = _PREFIX.size + hlen
+    body = view[start:]
+    if header.dtype not in _DTYPES:
+        raise CorruptShardError(key, f"payload dtype {header.dtype!r} not allowed")
+    expected_len = int(np.prod(header.shape, dtype=np.int64)) * dtype.itemsize
+    if body.nbytes != header.payload_length or expected_len != header.payload_length:
+        raise CorruptShardError(
+            key, f"payload is {body.nbytes} bytes, header says {header.payload_length} "
+            f"(shape {header.shape} of {header.dtype} is {expected_len})"
+        )
+    if _checksum(body) != header.checksum:
+        raise CorruptShardError(key, "payload checksum mismatch")
+    _check_expect(header, expect or {}, key)
+    payload = np.frombuffer(body, dtype=dtype).reshape(header.shape)
+    return Shard(header, payload)
+
+
+def _check_expect(header: ShardHeader, expect: Mapping[str, object], key: str) -> None:
+    for name, want in expect.items():
+        if name == "code":
+            got: object = dict(header.code)
+            want = dict(want)  # type: ignore[call-overload]
+        elif name == "contributors":
+            got, want = header.contributors, tuple(want)  # type: ignore[arg-type]
+        else:
+            if name not in ShardHeader.__dataclass_fields__:
+                raise ValueError(f"Argument 'expect' names an unknown header field {name!r}.")
+            got = getattr(header, name)
+        if got != want:
+            raise CorruptShardError(key, f"header field {name!r} is {got!r}, expected {want!r}")
