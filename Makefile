@@ -11,7 +11,7 @@ export UV_PYTHON := python3
 export UV_LINK_MODE := copy
 PY := .venv/bin/python
 
-.PHONY: help setup run test lint bench clean s3-start s3-stop
+.PHONY: help setup run test lint bench clean s3-start s3-stop coding-quick
 
 help:
 	@echo "make run    - set up, then run kofn's main job on the embedded default"
@@ -30,7 +30,15 @@ $(UV):
 
 setup: .venv/.synced
 
+# The main job: a synthetic PennFudan-style dataset, Faster R-CNN (MobileNet-v3-320) with 5
+# local workers in mds mode (K=4) on an encrypted LocalStore, one injected straggler.
 run: setup
+	@mkdir -p runs
+	@test -f runs/demo.key || $(PY) -m worker.cli keygen --out runs/demo.key
+	$(PY) -m worker.cli train --config configs/demo.toml --key-file runs/demo.key
+
+# The quick coding benchmark (what `make run` showed before the training runtime landed).
+coding-quick: setup
 	$(PY) -m benchmarks.coding --quick
 
 lint: setup
@@ -41,6 +49,15 @@ test: setup lint
 
 bench: setup
 	$(PY) -m benchmarks.coding
+	$(PY) -m benchmarks.encryption
+	$(PY) -m benchmarks.offload
+	$(PY) -m benchmarks.exchange
+
+s3-start:
+	scripts/s3-server start
+
+s3-stop:
+	scripts/s3-server stop
 
 clean:
 	rm -rf .venv $(TOOLS) .pytest_cache .ruff_cache

@@ -1,0 +1,302 @@
+"""``kofn train``: trigger a coded training job, launch its workers, follow it, report.
+
+``kofn train --config FILE.toml [overrides]`` loads a :class:`~worker.config.RunConfig`,
+checks it (:meth:`~worker.config.RunConfig.preflight`, before anything is uploaded),
+uploads the partitions, held-out split, initial model and manifest
+(:func:`worker.trigger.trigger`), starts the workers with the chosen launcher, prints one
+line per round (loss, round time, workers and aggregators used), and writes the report
+under ``runs/<job>/``. ``--resume JOB`` continues a job whose trigger was killed: the
+workers rejoin at the latest complete round, and nothing already done is redone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coding.errors import KofnError
+from worker.config import RunConfig, parse_straggle
+
+__all__ = ["JobResult", "register", "run_job"]
+
+# Settings a resumed job takes from the command line rather than from its manifest.
+_RESUME_OVERRIDES = ("launcher", "ray_address", "ray_cpus", "max_restarts", "runs_dir",
+                     "key_file", "key_env", "store")
+
+
+@dataclass
+class JobResult:
+    """What :func:`run_job` produced."""
+
+    config: RunConfig
+    rows: list[Any] = field(default_factory=list)
+    report: Path | None = None
+    final_state: dict[str, Any] | None = None
+    launch: Any = None
+    cost: Any = None
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("job", "store", "workers", "mode", "k", "s", "t", "quorum", "model", "rounds",
+             "local_iters", "batch_size", "lr", "momentum", "weight_decay", "data", "seed",
+             "key_file", "launcher", "ray_address", "ray_cpus", "runs_dir", "synth_images",
+             "image_size", "grace", "round_timeout", "max_restarts", "lambda_function", "region")
+    out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if args.straggle:
+        out["straggle"] = parse_straggle(";".join(args.straggle))
+    if args.no_encrypt:
+        out["encrypt"] = False
+    if args.no_evaluate:
+        out["evaluate"] = False
+    return out
+
+
+def load_config(args: argparse.Namespace) -> RunConfig:
+    """The run config: defaults, then ``--config``, then the other flags."""
+    over = _overrides(args)
+    if args.config:
+        return RunConfig.from_toml(args.config, **over)
+    return RunConfig().with_overrides(**over)
+
+
+def run_job(cfg: RunConfig, *, resume: bool = False, log: Callable[[str], None] = print,
+            poll_s: float = 0.2) -> JobResult:
+    """Trigger (or resume) a job, launch its workers, follow the rounds and write the report.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings; with ``resume`` only the launcher, store and key settings
+        are taken from it, the rest from the job's manifest.
+    resume : bool
+        Continue job ``cfg.job`` from its latest complete round.
+    log : callable
+        Receives the progress lines.
+    poll_s : float
+        Seconds between two looks at the store.
+
+    Returns
+    -------
+    JobResult
+    """
+    from exchange.stores.counting import CountingStore
+    from worker.launchers import make_launcher
+    from worker.runner import WorkerSpec, exchange_for, is_dead
+    from worker.trigger import ManifestError, open_job_store, read_manifest, trigger
+
+    if resume and not cfg.job:
+        raise ValueError("Argument 'resume' needs a job name, not ''.")
+    cfg.preflight()  # one-line errors before anything is uploaded
+    cfg = cfg.with_job_name(time.strftime("%Y%m%d-%H%M%S"))
+    store = CountingStore(open_job_store(cfg))
+    t0 = time.perf_counter()
+    if resume:
+        manifest = read_manifest(store, cfg.job)
+        keep = {name: getattr(cfg, name) for name in _RESUME_OVERRIDES}
+        cfg = manifest.config.with_overrides(**keep)
+    else:
+        try:
+            read_manifest(store, cfg.job)
+        except ManifestError as err:
+            if "no manifest" not in str(err):
+                raise
+        else:
+            raise KofnError(f"Job {cfg.job!r} already exists in {cfg.store}; use --resume {cfg.job}.")
+        log(f"job {cfg.job}: {cfg.model}, {cfg.workers} workers, mode {cfg.mode} (k={cfg.k}), "
+            f"{cfg.rounds} rounds, launcher {cfg.launcher}, store {cfg.store}")
+        manifest = trigger(cfg, store, log=log)
+    exchange = exchange_for(cfg, store)
+    start = exchange.latest_complete_round() or 0
+    if resume:
+        log(f"resuming job {cfg.job} after round {start}")
+    out_dir = Path(cfg.runs_dir) / cfg.job
+    launcher = make_launcher(cfg, log_dir=out_dir / "logs")
+    specs = [WorkerSpec(store=_absolute(cfg.store), job=cfg.job, worker=i, attempt=None, encrypt=cfg.encrypt,
+                        key_file=cfg.key_file, key_env=cfg.key_env) for i in range(cfg.workers)]
+    expected = sum(not is_dead(cfg, i) for i in range(cfg.workers))
+    result = JobResult(config=cfg)
+    try:
+        launcher.start(specs)
+        result.rows = _follow(cfg, store, exchange, launcher, start, expected, log, poll_s)
+        result.launch = launcher.wait(timeout=0.0 if cfg.launcher == "lambda" else 60.0)
+    finally:
+        launcher.stop()
+        exchange.close()
+    _finish(cfg, store, manifest, result, time.perf_counter() - t0, log)
+    return result
+
+
+def _absolute(store: str) -> str:
+    """A plain relative store path made absolute, so workers in other folders find it."""
+    return store if "://" in store else str(Path(store).expanduser().resolve())
+
+
+def _round_records(store: Any, job: str, r: int) -> list[dict[str, Any]]:
+    from worker.trigger import stats_prefix
+
+    out = []
+    for key in store.list(stats_prefix(job, r)):
+        try:
+            out.append(json.loads(store.get(key)))
+        except (FileNotFoundError, ValueError):
+            continue
+    return out
+
+
+def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int, expected: int,
+            log: Callable[[str], None], poll_s: float) -> list[Any]:
+    """Print each round as it completes; return the round summaries (from round 1)."""
+    from worker.report import round_line, summarize_rounds
+
+    rows = summarize_rounds([rec for r in range(1, start + 1)
+                             for rec in _round_records(store, cfg.job, r)])
+    r = start + 1
+    seen_complete: float | None = None
+    deadline = time.monotonic() + cfg.round_timeout * 2 + 600
+    while r <= cfg.rounds:
+        recs = _round_records(store, cfg.job, r)
+        latest = exchange.latest_complete_round() or 0
+        finished = launcher.poll()
+        if latest >= r and seen_complete is None:
+            seen_complete = time.monotonic()
+        settled = latest > r or (seen_complete is not None and time.monotonic() - seen_complete > 10)
+        if recs and (len(recs) >= expected or settled or finished):
+            rows.extend(summarize_rounds(recs))
+            log(round_line(rows[-1], cfg.rounds))
+            r, seen_complete = r + 1, None
+            deadline = time.monotonic() + cfg.round_timeout * 2 + 600
+            continue
+        if finished:
+            codes = launcher.report.exits
+            raise KofnError(f"Job {cfg.job!r}: every worker exited before round {r} completed "
+                            f"(exit statuses {dict(codes)}); see {cfg.runs_dir}/{cfg.job}/logs/.")
+        if time.monotonic() > deadline:
+            raise KofnError(f"Job {cfg.job!r}: round {r} did not complete in time.")
+        time.sleep(poll_s)
+    return rows
+
+
+def _finish(cfg: RunConfig, store: Any, manifest: Any, result: JobResult, wall_s: float,
+            log: Callable[[str], None]) -> None:
+    from worker.report import write_report
+    from worker.trigger import checkpoint_key, decode_state
+
+    key = checkpoint_key(cfg.job, cfg.rounds)
+    for _ in range(100):
+        if store.exists(key):
+            break
+        time.sleep(0.1)
+    result.final_state = decode_state(store.get(key))
+    result.cost = _cost(cfg, store, wall_s)
+    evaluation = _evaluate(cfg, store, result.final_state, log) if cfg.evaluate else None
+    notes = [f"Wall time of the job (trigger included): {wall_s:.1f} s."]
+    if result.launch is not None and result.launch.restarts:
+        notes.append(f"Workers restarted after a crash or timeout: {result.launch.restarts}.")
+    result.report = write_report(Path(cfg.runs_dir) / cfg.job, cfg, result.rows, cost=result.cost,
+                                 final_state=result.final_state, train_size=sum(manifest.partitions),
+                                 evaluation=evaluation, notes=notes)
+    log(f"report: {result.report}")
+
+
+def _cost(cfg: RunConfig, store: Any, wall_s: float) -> Any:
+    from worker.cost import Usage, estimate_cost, load_prices
+
+    sessions = []
+    for key in store.list(f"{cfg.job}/sessions/"):
+        try:
+            sessions.append(json.loads(store.get(key)))
+        except (FileNotFoundError, ValueError):
+            continue
+    own = store.stats
+    usage = Usage(
+        worker_seconds=sum(float(s.get("wall_s", 0.0)) for s in sessions),
+        invocations=len(sessions),
+        puts=own.puts + sum(int(s.get("puts", 0)) for s in sessions),
+        gets=own.gets + sum(int(s.get("gets", 0)) for s in sessions),
+        lists=own.lists + sum(int(s.get("lists", 0)) for s in sessions),
+        wall_seconds=wall_s, workers=cfg.workers)
+    return estimate_cost(usage, load_prices(), memory_mb=cfg.lambda_memory_mb,
+                         ephemeral_mb=cfg.lambda_ephemeral_mb, ec2_instance=cfg.ec2_instance)
+
+
+def _evaluate(cfg: RunConfig, store: Any, state: dict[str, Any], log: Callable[[str], None]) -> Any:
+    """COCO box AP (and mask AP for Mask R-CNN) of the final model on the held-out split."""
+    import torch
+
+    from worker.data import read_partition
+    from worker.evaluate import evaluate
+    from worker.models import build_model, load_numpy_state
+    from worker.trigger import holdout_key
+
+    samples = read_partition(store.get(holdout_key(cfg.job)))
+    if not samples:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model, min_size=cfg.min_size, max_size=cfg.max_size)
+    load_numpy_state(model, state)
+    res = evaluate(model, samples)
+    out = {"bbox AP@[.5:.95]": res.bbox_ap, "bbox AP50": res.bbox_ap50}
+    if res.segm_ap is not None:
+        out.update({"segm AP@[.5:.95]": res.segm_ap, "segm AP50": res.segm_ap50})
+    if res.mean_loss is not None:
+        out["held-out loss"] = res.mean_loss
+    log("evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in out.items()))
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    if args.resume:
+        cfg = cfg.with_overrides(job=args.resume)
+    run_job(cfg, resume=bool(args.resume))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``kofn train`` to the ``kofn`` command line."""
+    p = subparsers.add_parser(
+        "train", help="train a model with coded parameter exchange",
+        description="Trigger a coded training job, run its workers and write runs/<job>/report.md.")
+    p.add_argument("--config", metavar="FILE.toml", help="run config (flags below override it)")
+    p.add_argument("--job", help="job name (default: MODEL-MODE-TIMESTAMP)")
+    p.add_argument("--store", help="file://PATH or s3://BUCKET[/PREFIX]")
+    p.add_argument("--workers", type=int, help="number of workers n")
+    p.add_argument("--mode", choices=("plain", "backup", "mds", "gradient", "secure"))
+    p.add_argument("--k", type=int, help="merged shards needed to decode (any k of n)")
+    p.add_argument("--s", type=int, help="stragglers tolerated (backup, gradient)")
+    p.add_argument("--t", type=int, help="colluding aggregators tolerated (secure)")
+    p.add_argument("--quorum", type=int, help="contributors fixing a round (plain/mds/secure)")
+    p.add_argument("--model", help="model name (see worker.models.MODELS)")
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--local-iters", type=int, dest="local_iters")
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", type=float, dest="weight_decay")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data", help="PennFudanPed-layout folder (default: synthetic images)")
+    p.add_argument("--synth-images", type=int, dest="synth_images")
+    p.add_argument("--image-size", type=int, dest="image_size")
+    p.add_argument("--key-file", dest="key_file", help="encryption key file (else $KOFN_KEY)")
+    p.add_argument("--no-encrypt", action="store_true", help="store objects in the clear")
+    p.add_argument("--no-evaluate", action="store_true", help="skip the held-out evaluation")
+    p.add_argument("--launcher", choices=("local", "ray", "lambda"))
+    p.add_argument("--ray-address", dest="ray_address")
+    p.add_argument("--ray-cpus", type=float, dest="ray_cpus")
+    p.add_argument("--lambda-function", dest="lambda_function")
+    p.add_argument("--region")
+    p.add_argument("--straggle", action="append", metavar="RULE",
+                   help="e.g. worker=1,delay=2.0 | shiftexp:shift=0.5,rate=2 | crash:p=0.1 | "
+                        "dead:worker=2 (repeatable)")
+    p.add_argument("--grace", type=float, help="seconds before taking over a missing aggregator")
+    p.add_argument("--round-timeout", type=float, dest="round_timeout")
+    p.add_argument("--max-restarts", type=int, dest="max_restarts")
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("--resume", metavar="JOB", help="continue a killed job from its last complete round")
+    p.set_defaults(func=_run)

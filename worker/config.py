@@ -1,0 +1,513 @@
+"""A training run's settings: one frozen dataclass, loaded from TOML, overridden from the CLI.
+
+:class:`RunConfig` holds everything a run needs (store, code, model, optimiser, straggler
+injection, launcher, cost assumptions). It is built in three steps, as Flower builds its
+run config: defaults, then a TOML file (:meth:`RunConfig.from_toml`), then command-line
+overrides (:meth:`RunConfig.with_overrides`). Structural checks (``k <= n``, ``t < k``,
+ranges) run in ``__post_init__``; checks that look at the outside world (the model name,
+the data path, the key file) run in :meth:`RunConfig.preflight`, which ``kofn train`` calls
+before anything is uploaded. Every failure is one ``ValueError``/``KofnError`` line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coding._validate import check_int, check_real
+from coding.errors import KofnError
+
+__all__ = [
+    "MODES",
+    "LAUNCHERS",
+    "STRAGGLE_KINDS",
+    "ConfigError",
+    "RunConfig",
+    "Straggle",
+    "parse_straggle",
+]
+
+MODES = ("plain", "backup", "mds", "gradient", "secure")
+LAUNCHERS = ("local", "ray", "lambda")
+STRAGGLE_KINDS = ("fixed", "shiftexp", "crash", "dead")
+
+# Largest prime below 2^31: the default modulus of the secure (GF(p)) mode.
+DEFAULT_PRIME = 2**31 - 1
+
+_JOB_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ConfigError(KofnError, ValueError):
+    """A run configuration is malformed or refers to something that does not exist."""
+
+
+@dataclass(frozen=True)
+class Straggle:
+    """One straggler or fault injection rule, seeded per worker.
+
+    Parameters
+    ----------
+    kind : {"fixed", "shiftexp", "crash", "dead"}
+        ``fixed`` sleeps ``delay`` seconds before publishing; ``shiftexp`` sleeps
+        ``shift + Exp(rate)`` seconds (the shifted-exponential model of Lee et al.,
+        "Speeding up distributed machine learning using codes", 2018); ``crash`` makes the
+        worker exit with status 3 with probability ``prob`` each round (the launcher
+        restarts it and it rejoins from the latest complete round); ``dead`` never
+        publishes anything.
+    worker : int or None
+        The worker it applies to; ``None`` means every worker.
+    delay, shift, rate, prob : float
+        The parameters of the kind (others are ignored).
+    """
+
+    kind: str = "fixed"
+    worker: int | None = None
+    delay: float = 0.0
+    shift: float = 0.0
+    rate: float = 1.0
+    prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in STRAGGLE_KINDS:
+            raise ConfigError(
+                f"Argument 'straggle.kind' must be one of {', '.join(STRAGGLE_KINDS)}, not {self.kind!r}."
+            )
+        if self.worker is not None:
+            check_int("straggle.worker", self.worker, low=0)
+        check_real("straggle.delay", self.delay, low=0.0)
+        check_real("straggle.shift", self.shift, low=0.0)
+        check_real("straggle.rate", self.rate, low=0.0, low_open=True)
+        check_real("straggle.prob", self.prob, low=0.0, high=1.0)
+
+    def applies_to(self, worker: int) -> bool:
+        """Whether this rule affects ``worker``."""
+        return self.worker is None or self.worker == worker
+
+    def to_spec(self) -> str:
+        """The rule in the ``--straggle`` syntax (inverse of :func:`parse_straggle`)."""
+        params = {"fixed": ("delay",), "shiftexp": ("shift", "rate"), "crash": ("prob",),
+                  "dead": ()}[self.kind]
+        parts = [] if self.worker is None else [f"worker={self.worker}"]
+        parts += [f"{name}={getattr(self, name):g}" for name in params]
+        return f"{self.kind}:{','.join(parts)}"
+
+
+_STRAGGLE_ALIASES = {"p": "prob", "w": "worker"}
+
+
+def parse_straggle(text: str) -> tuple[Straggle, ...]:
+    """Parse straggler rules like ``worker=1,delay=2.0`` or ``shiftexp:shift=0.5,rate=2``.
+
+    Several rules are separated by ``;``. A rule is ``[kind:]name=value,...``; without a
+    kind it is ``fixed`` when ``delay`` is given, ``shiftexp`` when ``shift``/``rate`` is,
+    and ``crash`` when ``prob`` (or ``p``) is. ``dead:worker=2`` silences worker 2.
+
+    Parameters
+    ----------
+    text : str
+        The rules.
+
+    Returns
+    -------
+    tuple of Straggle
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"Argument 'straggle' must be a string, not {type(text).__name__}.")
+    rules = []
+    for chunk in filter(None, (c.strip() for c in text.split(";"))):
+        kind, _, body = chunk.rpartition(":")
+        values: dict[str, Any] = {}
+        for item in filter(None, (p.strip() for p in body.split(","))):
+            name, eq, raw = item.partition("=")
+            name = _STRAGGLE_ALIASES.get(name.strip(), name.strip())
+            if not eq or name not in ("worker", "delay", "shift", "rate", "prob"):
+                raise ConfigError(f"Argument 'straggle' has a malformed item {item!r} in {chunk!r}.")
+            try:
+                values[name] = int(raw) if name == "worker" else float(raw)
+            except ValueError:
+                raise ConfigError(f"Argument 'straggle' has a non-numeric value in {item!r}.") from None
+        kind = kind.strip() or _infer_kind(values, chunk)
+        rules.append(Straggle(kind=kind, **values))
+    return tuple(rules)
+
+
+def _infer_kind(values: Mapping[str, Any], chunk: str) -> str:
+    if "delay" in values:
+        return "fixed"
+    if "shift" in values or "rate" in values:
+        return "shiftexp"
+    if "prob" in values:
+        return "crash"
+    raise ConfigError(f"Argument 'straggle' rule {chunk!r} names no kind and no delay, shift, rate or prob.")
+
+
+def _straggle_from_toml(value: object) -> tuple[Straggle, ...]:
+    if isinstance(value, str):
+        return parse_straggle(value)
+    if isinstance(value, Straggle):
+        return (value,)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"Argument 'straggle' must be a string or a list of rules, not {value!r}.")
+    out: list[Straggle] = []
+    for item in value:
+        if isinstance(item, Straggle):
+            out.append(item)
+        elif isinstance(item, str):
+            out.extend(parse_straggle(item))
+        elif isinstance(item, Mapping):
+            unknown = set(item) - {f.name for f in dataclasses.fields(Straggle)}
+            if unknown:
+                raise ConfigError(f"Argument 'straggle' has unknown field(s) {sorted(unknown)}.")
+            out.append(Straggle(**item))
+        else:
+            raise ConfigError(f"Argument 'straggle' has a malformed rule {item!r}.")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one coded training run.
+
+    Parameters
+    ----------
+    job : str
+        Job name; the store prefix ``{job}/`` and the report folder ``runs/{job}/``. Empty
+        means "make one up" (see :meth:`with_job_name`).
+    store : str
+        Store: a directory path, ``file:///ABS/PATH`` or ``s3://BUCKET[/PREFIX]``.
+    workers : int
+        Number of workers ``n``.
+    mode : {"plain", "backup", "mds", "gradient", "secure"}
+        The exchange's coded round.
+    k : int, optional
+        Merged shards (aggregators) needed to decode the sum: the "K" of "any K of N".
+        Must be ``n`` in plain and backup mode (their default, and gradient's); defaults to
+        ``n - 1`` in mds and secure mode. Gradient mode with ``k < n`` also MDS-codes the
+        aggregation.
+    s : int
+        Stragglers tolerated among contributions by the backup and gradient modes; with
+        gradient coding each worker trains on ``s + 1`` partitions. Ignored by plain and
+        secure.
+    t : int
+        Secure mode: colluding aggregators that learn nothing; ``1 <= t < k``.
+    p : int
+        Secure mode: the prime modulus.
+    quorum : int or None
+        plain, mds and secure: done markers that fix a round's contributor set (default
+        ``n``). ``n - 1`` tolerates a dead trainer; the round then averages the members.
+        Must be unset in backup and gradient mode (fixed at ``n - s``).
+    model : str
+        A name from :data:`worker.models.MODELS`.
+    min_size, max_size : int or None
+        Override the detection model's internal resize (shorter side, longer-side cap).
+    rounds, local_iters, batch_size : int
+        Rounds of the exchange, local SGD steps per round, and the batch size.
+    lr, momentum, weight_decay : float
+        SGD hyper-parameters.
+    data : str or None
+        A PennFudan-style dataset folder; ``None`` means a synthetic set of
+        ``synth_images`` images (``image_size`` pixels square) made by the trigger.
+    holdout : float
+        Fraction of the data kept back for evaluation.
+    seed : int
+        Seeds partitioning, models, local SGD and straggler delays.
+    encrypt : bool
+        Wrap the store in :class:`exchange.crypto.EncryptedStore`.
+    key_file : str or None
+        Key file for encryption; without one the key comes from ``key_env``.
+    key_env : str
+        Environment variable holding the base64 key when no ``key_file`` is given
+        (``KOFN_KEY``, which also honours ``KOFN_KEY_FILE``).
+    launcher : {"local", "ray", "lambda"}
+        Where workers run.
+    ray_address : str or None
+        An existing Ray cluster; ``None`` starts a local one on 127.0.0.1.
+    ray_cpus : float
+        CPUs each Ray worker task reserves (fractions let ``n`` workers share fewer cores;
+        all ``n`` must run at once).
+    straggle : tuple of Straggle
+        Straggler and fault injection rules.
+    round_timeout : float
+        Seconds a worker waits for a round before giving up.
+    grace : float
+        Seconds a worker waits for a missing aggregator before taking over its shard.
+    max_restarts : int
+        Restarts per worker the launcher allows after crashes.
+    lambda_function, region : str
+        The Lambda function name and AWS region of the ``lambda`` launcher.
+    lambda_memory_mb, lambda_ephemeral_mb : int
+        Lambda memory and ephemeral storage sizes, for the launcher and the cost model.
+    ec2_instance : str
+        The EC2 instance type of the cost baseline (a key of ``prices.toml``).
+    runs_dir : str
+        Where reports go.
+    evaluate : bool
+        Evaluate the final model on the held-out split (COCO AP for detection models).
+    """
+
+    job: str = ""
+    store: str = "runs/store"
+    workers: int = 5
+    mode: str = "mds"
+    k: int | None = None
+    s: int = 0
+    t: int = 1
+    p: int = DEFAULT_PRIME
+    quorum: int | None = None
+    model: str = "small_cnn"
+    min_size: int | None = None
+    max_size: int | None = None
+    rounds: int = 5
+    local_iters: int = 2
+    batch_size: int = 4
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    data: str | None = None
+    synth_images: int = 40
+    image_size: int = 64
+    holdout: float = 0.2
+    seed: int = 0
+    encrypt: bool = True
+    key_file: str | None = None
+    key_env: str = "KOFN_KEY"
+    launcher: str = "local"
+    ray_address: str | None = None
+    ray_cpus: float = 1.0
+    straggle: tuple[Straggle, ...] = field(default_factory=tuple)
+    round_timeout: float = 300.0
+    grace: float = 2.0
+    max_restarts: int = 3
+    lambda_function: str = "kofn-worker"
+    region: str = "us-east-1"
+    lambda_memory_mb: int = 3008
+    lambda_ephemeral_mb: int = 512
+    ec2_instance: str = "c5.2xlarge"
+    runs_dir: str = "runs"
+    evaluate: bool = True
+
+    def __post_init__(self) -> None:
+        n = check_int("workers", self.workers, low=1)
+        if self.mode not in MODES:
+            raise ConfigError(f"Argument 'mode' must be one of {', '.join(MODES)}, not {self.mode!r}.")
+        if self.launcher not in LAUNCHERS:
+            raise ConfigError(
+                f"Argument 'launcher' must be one of {', '.join(LAUNCHERS)}, not {self.launcher!r}."
+            )
+        if self.job and not _JOB_RE.match(self.job):
+            raise ConfigError(
+                f"Argument 'job' must be 1-64 letters, digits, '.', '_' or '-', not {self.job!r}."
+            )
+        if not isinstance(self.store, str) or not self.store or (
+                "://" in self.store and not self.store.startswith(("file:///", "s3://"))):
+            raise ConfigError(f"Argument 'store' must be a path, file:///ABS/PATH or s3://BUCKET[/PREFIX], "
+                              f"not {self.store!r}.")
+        s = check_int("s", self.s, low=0, high=n - 1, high_name="n-1")
+        object.__setattr__(self, "straggle", _straggle_from_toml(self.straggle))
+        if self.k is None:
+            object.__setattr__(self, "k", self._default_k(n, s))
+        k = check_int("k", self.k, low=1, high=n, high_name="n")
+        if self.mode in ("plain", "backup") and k != n:
+            raise ConfigError(f"Argument 'k' must be n={n} (or unset) in {self.mode} mode, not {k}.")
+        if self.mode == "secure":
+            check_int("t", self.t, low=1, high=k - 1, high_name="k-1")
+        else:
+            check_int("t", self.t, low=0)
+        if self.quorum is not None:
+            if self.mode in ("backup", "gradient"):
+                raise ConfigError(f"Argument 'quorum' must be unset in {self.mode} mode, not {self.quorum}.")
+            check_int("quorum", self.quorum, low=1, high=n, high_name="n")
+        self._check_numbers()
+        self.code_spec()  # the exchange's own checks (fixed-point range, field size)
+
+    def _default_k(self, n: int, s: int) -> int:
+        if self.mode in ("plain", "backup", "gradient"):
+            return n
+        return max(n - 1, 1) if self.mode == "mds" else max(n - 1, 2)
+
+    def code_spec(self) -> Any:
+        """The exchange's :class:`~exchange.reduce.CodeSpec` for this run.
+
+        ``k`` here always counts the merged shards that decode the sum (the "K" of "any K
+        of N"), so in secure mode the packed-Shamir code gets ``k - t`` message rows and
+        ``t`` privacy rows; gradient mode with ``k < n`` becomes ``gradient+mds``.
+        """
+        from exchange.reduce import CodeSpec
+
+        n, k, s, t = self.workers, int(self.k), self.s, self.t
+        if self.mode == "secure":
+            return CodeSpec("secure", n, k=k - t, t=t, p=self.p, seed=self.seed)
+        if self.mode == "gradient":
+            mode = "gradient" if k == n else "gradient+mds"
+            return CodeSpec(mode, n, k=k, s=s, seed=self.seed)
+        if self.mode == "plain":
+            return CodeSpec("plain", n, seed=self.seed)
+        return CodeSpec(self.mode, n, k=k, s=s, seed=self.seed)
+
+    def _check_numbers(self) -> None:
+        check_int("p", self.p, low=3)
+        check_int("rounds", self.rounds, low=1)
+        check_int("local_iters", self.local_iters, low=1)
+        check_int("batch_size", self.batch_size, low=1)
+        check_int("synth_images", self.synth_images, low=2)
+        check_int("image_size", self.image_size, low=32, high=4096)
+        for name in ("min_size", "max_size"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), low=16, high=4096)
+        check_real("ray_cpus", self.ray_cpus, low=0.0)
+        check_int("seed", self.seed, low=0)
+        check_int("max_restarts", self.max_restarts, low=0)
+        check_int("lambda_memory_mb", self.lambda_memory_mb, low=128, high=10240)
+        check_int("lambda_ephemeral_mb", self.lambda_ephemeral_mb, low=512, high=10240)
+        check_real("lr", self.lr, low=0.0, low_open=True)
+        check_real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_real("weight_decay", self.weight_decay, low=0.0)
+        check_real("holdout", self.holdout, low=0.0, high=1.0, high_open=True)
+        check_real("round_timeout", self.round_timeout, low=0.0, low_open=True)
+        check_real("grace", self.grace, low=0.0)
+        for rule in self.straggle:
+            if rule.worker is not None:
+                check_int("straggle.worker", rule.worker, low=0, high=self.workers - 1,
+                          high_name="n-1")
+        for name in ("encrypt", "evaluate"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"Argument {name!r} must be a boolean, not {getattr(self, name)!r}.")
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The names of every setting, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "config") -> RunConfig:
+        """Build a config from a flat mapping; unknown keys are an error naming ``source``.
+
+        TOML sub-tables (``[train]``, ``[aws]``, ...) are flattened first, so a file may
+        group its settings in sections; ``straggle`` may be a string or an array of tables.
+        """
+        flat = _flatten_sections(values, source)
+        unknown = sorted(set(flat) - set(cls.field_names()))
+        if unknown:
+            raise ConfigError(f"Unknown setting(s) {', '.join(map(repr, unknown))} in {source}.")
+        return cls(**flat)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> RunConfig:
+        """Load a TOML file, then apply ``overrides`` (``None`` values are skipped)."""
+        path = Path(path)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Config file {str(path)!r} does not exist.") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"Config file {str(path)!r} is not valid TOML: {err}.") from None
+        merged = _flatten_sections(data, str(path))
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(merged, source=str(path))
+
+    def with_overrides(self, **overrides: Any) -> RunConfig:
+        """Return a copy with the given settings replaced (``None`` values are skipped).
+
+        ``k`` is recomputed from its mode default when ``workers``, ``mode`` or ``s``
+        changes and ``k`` is not given explicitly.
+        """
+        values = {k: v for k, v in overrides.items() if v is not None}
+        unknown = sorted(set(values) - set(self.field_names()))
+        if unknown:
+            raise ConfigError(f"Unknown setting(s) {', '.join(map(repr, unknown))}.")
+        if "k" not in values and {"workers", "mode", "s"} & set(values):
+            values["k"] = None
+        if "quorum" not in values and self.quorum is not None:
+            new_n = values.get("workers", self.workers)
+            if values.get("mode", self.mode) in ("backup", "gradient") or self.quorum > new_n:
+                values["quorum"] = None
+        return dataclasses.replace(self, **values)
+
+    def with_job_name(self, stamp: str) -> RunConfig:
+        """Return a copy with ``job`` set to ``{model}-{mode}-{stamp}`` if it is empty."""
+        if self.job:
+            return self
+        return dataclasses.replace(self, job=f"{self.model}-{self.mode}-{stamp}")
+
+    # -- serialisation -----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``straggle`` as a list of dicts); inverse of :meth:`from_dict`."""
+        out = dataclasses.asdict(self)
+        out["straggle"] = [dataclasses.asdict(r) for r in self.straggle]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        """Rebuild a config from :meth:`to_dict` output (for example a job manifest)."""
+        return cls.from_mapping(dict(data), source="job manifest")
+
+    # -- checks against the outside world ----------------------------------------------
+
+    def preflight(self) -> None:
+        """Check the model name, data path and key before anything is uploaded.
+
+        Raises
+        ------
+        ConfigError
+            Unknown model.
+        FileNotFoundError
+            Missing data path or key file.
+        exchange.errors.KeyFileError or PermissionError
+            Unreadable or malformed key.
+        """
+        known = known_models()
+        if self.model not in known:
+            raise ConfigError(f"Argument 'model' must be one of {', '.join(known)}, not {self.model!r}.")
+        if self.data is not None and not Path(self.data).expanduser().exists():
+            raise FileNotFoundError(f"Data path {self.data!r} does not exist.")
+        if self.encrypt:
+            self.load_keyring()
+
+    def load_keyring(self) -> Any:
+        """Load the encryption keyring from ``key_file`` or ``key_env``.
+
+        Returns
+        -------
+        exchange.crypto.Keyring
+        """
+        from exchange.crypto import Keyring
+
+        if self.key_file:
+            return Keyring.from_file(self.key_file)
+        if self.key_env == "KOFN_KEY":
+            return Keyring.from_env()
+        return Keyring.from_env({"KOFN_KEY": os.environ.get(self.key_env, "")})
+
+
+def known_models() -> tuple[str, ...]:
+    """Names of the models :func:`worker.models.build_model` accepts."""
+    from worker.models import MODELS
+
+    return tuple(MODELS)
+
+
+def _flatten_sections(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"Argument 'config' must be a table of settings in {source}.")
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and key != "straggle":
+            for sub, inner in value.items():
+                if sub in flat:
+                    raise ConfigError(f"Setting {sub!r} is given twice in {source}.")
+                flat[sub] = inner
+        else:
+            if key in flat:
+                raise ConfigError(f"Setting {key!r} is given twice in {source}.")
+            flat[key] = value
+    return flat

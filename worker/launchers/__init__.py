@@ -1,0 +1,85 @@
+"""Where workers run: local subprocesses, Ray tasks, or AWS Lambda invocations.
+
+Every launcher takes the same :class:`~worker.runner.WorkerSpec` list and exposes
+``start``, ``poll`` (all workers finished?), ``wait`` and ``stop``. Workers never talk to
+the launcher: they coordinate through the store alone, so a launcher only starts them and,
+where it can see them exit, restarts crashed ones (the restarted worker rejoins at the
+latest complete round).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worker.config import RunConfig
+from worker.runner import WorkerSpec
+
+__all__ = ["LaunchReport", "Launcher", "make_launcher"]
+
+
+@dataclass
+class LaunchReport:
+    """What a launcher saw.
+
+    Attributes
+    ----------
+    exits : dict of int to list of int
+        Exit status of each attempt of each worker (empty where it cannot see them).
+    restarts : int
+        Restarts after a crash or a timeout.
+    failed : list of int
+        Workers that still failed after ``max_restarts`` restarts.
+    """
+
+    exits: dict[int, list[int]] = field(default_factory=dict)
+    restarts: int = 0
+    failed: list[int] = field(default_factory=list)
+
+
+class Launcher(abc.ABC):
+    """Starts the workers of one job."""
+
+    @abc.abstractmethod
+    def start(self, specs: Sequence[WorkerSpec]) -> None:
+        """Start one worker per spec."""
+
+    @abc.abstractmethod
+    def poll(self) -> bool:
+        """Restart crashed workers if allowed; return True once every worker has finished."""
+
+    def wait(self, timeout: float | None = None) -> LaunchReport:
+        """Poll until every worker finished or ``timeout`` seconds passed; return the report."""
+        import time
+
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self.poll():
+            if end is not None and time.monotonic() >= end:
+                break
+            time.sleep(0.1)
+        return self.report
+
+    @property
+    @abc.abstractmethod
+    def report(self) -> LaunchReport:
+        """What happened so far."""
+
+    def stop(self) -> None:  # noqa: B027 - optional: launchers without handles do nothing
+        """Stop every worker still running."""
+
+
+def make_launcher(cfg: RunConfig, *, log_dir: str | Path | None = None) -> Launcher:
+    """The launcher ``cfg.launcher`` names, configured from ``cfg``."""
+    if cfg.launcher == "local":
+        from worker.launchers.local import LocalLauncher
+
+        return LocalLauncher(max_restarts=cfg.max_restarts, log_dir=log_dir)
+    if cfg.launcher == "ray":
+        from worker.launchers.ray_launcher import RayLauncher
+
+        return RayLauncher(address=cfg.ray_address, num_cpus=cfg.ray_cpus, max_restarts=cfg.max_restarts)
+    from worker.launchers.aws_lambda import LambdaLauncher
+
+    return LambdaLauncher(function=cfg.lambda_function, region=cfg.region)

@@ -1,0 +1,449 @@
+"""One worker of a coded training job: the per-round loop, with straggler and fault injection.
+
+Each round ``r`` a worker
+
+1. trains locally from the model of round ``r - 1`` (``local_iters`` SGD steps on each
+   partition it holds; under gradient coding it combines its ``s + 1`` partition deltas
+   with :meth:`coding.gradient.GradientCode.coefficients`),
+2. sleeps its injected delay (fixed, or shifted-exponential ``shift + Exp(rate)``) and may
+   crash (exit status 3) with its injected probability,
+3. publishes the delta of every floating tensor (BatchNorm statistics included) through
+   :meth:`exchange.round.Exchange.publish`,
+4. aggregates its own merged shard (:meth:`~exchange.round.Exchange.aggregate`),
+5. collects the decoded sum (:meth:`~exchange.round.Exchange.collect`, which takes over
+   missing aggregators after ``grace`` seconds), and applies the average.
+
+A worker that starts late or was restarted after a crash rejoins at the latest complete
+round: it loads the newest model checkpoint ``{job}/model/round-r`` and continues from
+``r + 1``. Every random choice (local SGD order, delays, crashes) is drawn from
+generators seeded with ``(seed, round, partition or worker, attempt)``, so runs repeat.
+
+Run one worker with ``python -m worker.runner --store URL --job JOB --worker I``; the key
+comes from ``--key-file`` or the ``--key-env`` variable (``KOFN_KEY``), never from the
+command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from coding._validate import check_int
+from coding.errors import KofnError
+from exchange.errors import RoundTimeoutError
+from exchange.stores.base import Store
+from exchange.stores.counting import CountingStore
+from worker.config import RunConfig
+from worker.trigger import (
+    JobManifest,
+    checkpoint_key,
+    decode_state,
+    encode_state,
+    partition_key,
+    read_manifest,
+    stats_key,
+)
+
+__all__ = ["CRASH_EXIT", "WorkerCrash", "WorkerSpec", "exchange_for", "main", "run_worker",
+           "session_prefix", "straggle_delay"]
+
+log = logging.getLogger(__name__)
+
+#: Exit status of an injected crash (the launcher restarts the worker).
+CRASH_EXIT = 3
+#: Exit status when a round timed out (the launcher restarts the worker).
+TIMEOUT_EXIT = 4
+
+# torch's random generator is process-wide: two workers training at once in one process
+# (threads in tests, or an in-process launcher) would interleave their seeded draws and
+# lose reproducibility. One worker per process never contends for this lock.
+_TRAIN_LOCK = threading.Lock()
+
+
+class WorkerCrash(KofnError):
+    """An injected crash: the worker stops as if its machine died."""
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """How to start one worker: everything but the key, which comes from a file or env var.
+
+    Parameters
+    ----------
+    store : str
+        Store URL.
+    job : str
+        Job name.
+    worker : int
+        Worker index.
+    attempt : int or None
+        Restart count (seeds crash injection); ``None`` counts this worker's earlier
+        sessions in the store (for launchers that cannot count, such as Lambda retries).
+    encrypt : bool
+        Whether the store is encrypted.
+    key_file : str or None
+        Key file; without it the key comes from ``key_env``.
+    key_env : str
+        Environment variable with the key.
+    threads : int
+        Torch intra-op threads.
+    """
+
+    store: str
+    job: str
+    worker: int
+    attempt: int | None = 0
+    encrypt: bool = True
+    key_file: str | None = None
+    key_env: str = "KOFN_KEY"
+    threads: int = 1
+
+    def to_args(self) -> list[str]:
+        """Command-line arguments of ``python -m worker.runner`` for this spec."""
+        args = ["--store", self.store, "--job", self.job, "--worker", str(self.worker),
+                "--key-env", self.key_env, "--threads", str(self.threads)]
+        if self.attempt is not None:
+            args += ["--attempt", str(self.attempt)]
+        if not self.encrypt:
+            args.append("--no-encrypt")
+        if self.key_file:
+            args += ["--key-file", self.key_file]
+        return args
+
+    def to_event(self) -> dict[str, Any]:
+        """A JSON-ready dict (the Lambda event / Ray task argument)."""
+        return asdict(self)
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> WorkerSpec:
+        """Inverse of :meth:`to_event`; unknown fields are an error."""
+        if not isinstance(event, dict):
+            raise ValueError(f"Argument 'event' must be a JSON object, not {type(event).__name__}.")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(event) - known)
+        if unknown:
+            raise ValueError(f"Argument 'event' has unknown field(s) {unknown}.")
+        return cls(**event)
+
+
+def session_prefix(job: str, worker: int) -> str:
+    """Prefix of one worker's session records (one per start, crashes included)."""
+    return f"{job}/sessions/worker-{worker:04d}/"
+
+
+def straggle_delay(cfg: RunConfig, worker: int, r: int) -> float:
+    """Seconds worker ``worker`` is held back in round ``r`` (fixed plus shifted-exponential)."""
+    delay = 0.0
+    for i, rule in enumerate(cfg.straggle):
+        if not rule.applies_to(worker):
+            continue
+        if rule.kind == "fixed":
+            delay += rule.delay
+        elif rule.kind == "shiftexp":
+            rng = np.random.default_rng([cfg.seed, 1, worker, r, i])
+            delay += rule.shift + float(rng.exponential(1.0 / rule.rate))
+    return delay
+
+
+def crashes(cfg: RunConfig, worker: int, r: int, attempt: int) -> bool:
+    """Whether the injected crash probability fires for this worker, round and attempt."""
+    for i, rule in enumerate(cfg.straggle):
+        if rule.kind == "crash" and rule.applies_to(worker) and rule.prob > 0:
+            if np.random.default_rng([cfg.seed, 2, worker, r, attempt, i]).random() < rule.prob:
+                return True
+    return False
+
+
+def is_dead(cfg: RunConfig, worker: int) -> bool:
+    """Whether a ``dead`` rule silences this worker for the whole job."""
+    return any(rule.kind == "dead" and rule.applies_to(worker) for rule in cfg.straggle)
+
+
+def exchange_for(cfg: RunConfig, store: Store) -> Any:
+    """The job's :class:`exchange.round.Exchange` (objects under ``{job}/exchange/``)."""
+    from exchange.round import Exchange, RoundConfig
+
+    rc = RoundConfig(job="exchange", prefix=cfg.job, code=cfg.code_spec(),
+                     deadline_s=cfg.round_timeout, takeover_after_s=cfg.grace,
+                     poll_min_s=0.01, poll_max_s=0.2, quorum=cfg.quorum, threads=4)
+    return Exchange(store, rc)
+
+
+def latest_checkpoint(store: Store, job: str, upto: int | None = None) -> int:
+    """The newest round with a stored model (at most ``upto``); 0 is the initial model."""
+    prefix = f"{job}/model/round-"
+    rounds = [int(k[len(prefix):-len(".safetensors")]) for k in store.list(prefix)
+              if k.endswith(".safetensors") and k[len(prefix):-len(".safetensors")].isdigit()]
+    rounds = [r for r in rounds if upto is None or r <= upto]
+    return max(rounds, default=0)
+
+
+@dataclass
+class _Round:
+    """One round's record, written to ``stats_key(job, r, worker)`` as JSON."""
+
+    worker: int
+    round: int
+    attempt: int
+    loss: float = float("nan")
+    compute_s: float = 0.0
+    delay_s: float = 0.0
+    upload_s: float = 0.0
+    wait_s: float = 0.0
+    download_s: float = 0.0
+    decode_s: float = 0.0
+    wall_s: float = 0.0
+    contributors: list[int] = field(default_factory=list)
+    aggregators: list[int] = field(default_factory=list)
+    takeovers: int = 0
+    puts: int = 0
+    gets: int = 0
+    lists: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+
+
+class _Worker:
+    """State of one running worker (model, data, exchange)."""
+
+    def __init__(self, spec: WorkerSpec, store: CountingStore, manifest: JobManifest, attempt: int):
+        import torch
+
+        from worker.data import read_partition
+        from worker.local_train import LocalTrainer
+
+        self.spec, self.store, self.manifest, self.attempt = spec, store, manifest, attempt
+        self.cfg = cfg = manifest.config
+        self.worker = spec.worker
+        torch.set_num_threads(spec.threads)
+        self.parts = manifest.assignment[self.worker]
+        self.data = {p: read_partition(store.get(partition_key(cfg.job, p))) for p in self.parts}
+        self.trainer = LocalTrainer(cfg.model, lr=cfg.lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay, local_iters=cfg.local_iters,
+                                    batch_size=cfg.batch_size, seed=cfg.seed,
+                                    min_size=cfg.min_size, max_size=cfg.max_size)
+        self.exchange = exchange_for(cfg, store)
+        self.coefficients = self._coefficients()
+
+    def _coefficients(self) -> list[float]:
+        if self.cfg.mode != "gradient":
+            return [1.0] * len(self.parts)
+        from coding.gradient import GradientCode
+
+        code = GradientCode(self.cfg.workers, self.cfg.s)
+        return [float(c) for c in np.asarray(code.coefficients(self.worker)).reshape(-1)]
+
+    def load(self, r: int) -> dict[str, np.ndarray]:
+        """The model after round ``r``, from its checkpoint."""
+        return decode_state(self.store.get(checkpoint_key(self.cfg.job, r)))
+
+    def train(self, state: dict[str, np.ndarray], r: int) -> tuple[dict[str, np.ndarray], float]:
+        """The worker's update: its (coded combination of) partition deltas, and mean loss.
+
+        Each partition trains with the seed ``(seed, r, partition)``, so a partition gives
+        the same delta on whichever worker holds it (gradient coding relies on that).
+        """
+        total: dict[str, np.ndarray] | None = None
+        losses = []
+        for p, coef in zip(self.parts, self.coefficients, strict=True):
+            with _TRAIN_LOCK:
+                res = self.trainer.train(state, self.data[p], round_index=r, partition=p)
+            losses.append(res.mean_loss)
+            if total is None:
+                total = {k: coef * np.asarray(v, dtype=np.float64) for k, v in res.delta.items()}
+            else:
+                for k, v in res.delta.items():
+                    total[k] += coef * np.asarray(v, dtype=np.float64)
+        if total is None:
+            raise KofnError(f"Worker {self.worker} holds no partitions; the manifest is broken.")
+        return total, float(np.mean(losses))
+
+    def round(self, state: dict[str, np.ndarray], r: int
+              ) -> tuple[dict[str, np.ndarray], _Round, dict[str, np.ndarray]]:
+        cfg, w = self.cfg, self.worker
+        rec = _Round(worker=w, round=r, attempt=self.attempt)
+        before = self.store.stats.snapshot()
+        t_start = time.perf_counter()
+        update, rec.loss = self.train(state, r)
+        rec.delay_s = straggle_delay(cfg, w, r)
+        time.sleep(rec.delay_s)
+        rec.compute_s = time.perf_counter() - t_start
+        if crashes(cfg, w, r, self.attempt):
+            raise WorkerCrash(f"worker {w} crashed (injected) in round {r}, attempt {self.attempt}")
+        stats = self.exchange.publish(r, w, update)
+        try:
+            stats = stats + self.exchange.aggregate(r, w)
+        except (KofnError, FileNotFoundError) as err:  # decoded around, or taken over
+            log.warning("round %d worker %d: own aggregation failed: %s", r, w, err)
+        result = self.exchange.collect(r)
+        stats = stats + result.stats
+        t_apply = time.perf_counter()
+        mean = result.mean
+        from exchange.layout import unflatten
+
+        delta = unflatten(mean, result.layout)
+        new_state = {k: (state[k].astype(np.float64) + delta[k]).astype(state[k].dtype) for k in state}
+        rec.compute_s += time.perf_counter() - t_apply
+        rec.upload_s, rec.wait_s, rec.download_s = stats.upload_s, stats.wait_s, stats.download_s
+        rec.decode_s = stats.encode_s + stats.reduce_s + stats.decode_s
+        rec.contributors = list(result.contributors)
+        rec.aggregators = list(result.aggregators)
+        rec.takeovers = stats.takeovers
+        self._checkpoint(r, new_state)
+        used = self.store.stats - before
+        rec.puts, rec.gets, rec.lists = used.puts + 1, used.gets, used.lists  # +1: this record
+        rec.bytes_up, rec.bytes_down = used.bytes_up, used.bytes_down
+        rec.wall_s = time.perf_counter() - t_start
+        self.store.put(stats_key(cfg.job, r, w), json.dumps(asdict(rec)).encode())
+        return new_state, rec, delta
+
+    def _checkpoint(self, r: int, state: dict[str, np.ndarray]) -> None:
+        key = checkpoint_key(self.cfg.job, r)
+        if self.store.exists(key):
+            return
+        try:
+            self.store.put(key, encode_state(state), if_absent=True)
+        except FileExistsError:
+            pass
+
+
+def run_worker(
+    spec: WorkerSpec,
+    *,
+    store: Store | None = None,
+    on_round: Callable[[dict[str, Any], dict[str, np.ndarray]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run one worker to the end of its job.
+
+    Parameters
+    ----------
+    spec : WorkerSpec
+        Which job and worker.
+    store : Store, optional
+        The job's (decrypting) store; opened from ``spec`` when not given.
+    on_round : callable, optional
+        Called as ``on_round(record, average)`` after each round, with the round's record
+        and the decoded average update (float64 arrays by tensor name).
+
+    Returns
+    -------
+    list of dict
+        The records of the rounds this session ran.
+
+    Raises
+    ------
+    WorkerCrash
+        An injected crash fired.
+    exchange.errors.RoundTimeoutError
+        A round did not complete within ``round_timeout``.
+    """
+    check_int("worker", spec.worker, low=0)
+    inner = store if store is not None else _open(spec)
+    counting = CountingStore(inner)
+    t0 = time.perf_counter()
+    manifest = read_manifest(counting, spec.job)
+    cfg = manifest.config
+    check_int("worker", spec.worker, low=0, high=cfg.workers - 1, high_name="n-1")
+    attempt = spec.attempt if spec.attempt is not None else len(
+        counting.list(session_prefix(spec.job, spec.worker)))
+    records: list[dict[str, Any]] = []
+    outcome = "done"
+    try:
+        if is_dead(cfg, spec.worker):
+            outcome = "dead"
+            return records
+        w = _Worker(spec, counting, manifest, attempt)
+        try:
+            done = w.exchange.latest_complete_round() or 0
+            start = latest_checkpoint(counting, cfg.job, upto=done)
+            state = w.load(start)
+            for r in range(start + 1, cfg.rounds + 1):
+                state, rec, delta = w.round(state, r)
+                records.append(asdict(rec))
+                if on_round is not None:
+                    on_round(records[-1], delta)
+        finally:
+            w.exchange.close()
+    except WorkerCrash:
+        outcome = "crash"
+        raise
+    except RoundTimeoutError:
+        outcome = "timeout"
+        raise
+    finally:
+        _write_session(counting, spec, attempt, outcome, time.perf_counter() - t0, len(records))
+    return records
+
+
+def _write_session(store: CountingStore, spec: WorkerSpec, attempt: int, outcome: str,
+                   wall_s: float, rounds: int) -> None:
+    stats = store.stats
+    record = {"worker": spec.worker, "attempt": attempt, "outcome": outcome, "wall_s": wall_s,
+              "rounds": rounds, "puts": stats.puts + 1, "gets": stats.gets, "lists": stats.lists}
+    key = f"{session_prefix(spec.job, spec.worker)}attempt-{attempt:03d}.json"
+    try:
+        store.put(key, json.dumps(record).encode())
+    except OSError as err:  # the session record is for the cost report only
+        log.warning("cannot write session record %s: %s", key, err)
+
+
+def _open(spec: WorkerSpec) -> Store:
+    from exchange.stores.url import open_store
+
+    store = open_store(spec.store)
+    if not spec.encrypt:
+        return store
+    from exchange.crypto import EncryptedStore
+
+    cfg = RunConfig(key_file=spec.key_file, key_env=spec.key_env)
+    return EncryptedStore(store, cfg.load_keyring())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m worker.runner``."""
+    p = argparse.ArgumentParser(prog="python -m worker.runner", description="Run one kofn worker.")
+    p.add_argument("--store", required=True, help="store URL, file://PATH or s3://BUCKET")
+    p.add_argument("--job", required=True)
+    p.add_argument("--worker", type=int, required=True)
+    p.add_argument("--attempt", type=int, default=None)
+    p.add_argument("--no-encrypt", action="store_true")
+    p.add_argument("--key-file", default=None)
+    p.add_argument("--key-env", default="KOFN_KEY")
+    p.add_argument("--threads", type=int, default=1)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; exit 0 when the job is done, 3 on an injected crash, 4 on a timeout."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("KOFN_LOG", "WARNING"),
+                        format=f"worker {args.worker}: %(levelname)s %(message)s")
+    spec = WorkerSpec(store=args.store, job=args.job, worker=args.worker, attempt=args.attempt,
+                      encrypt=not args.no_encrypt, key_file=args.key_file, key_env=args.key_env,
+                      threads=args.threads)
+    try:
+        run_worker(spec)
+    except WorkerCrash as err:
+        print(f"kofn worker: {err}", file=sys.stderr)
+        return CRASH_EXIT
+    except RoundTimeoutError as err:
+        print(f"kofn worker {args.worker}: {err}", file=sys.stderr)
+        return TIMEOUT_EXIT
+    except (KofnError, ValueError, OSError) as err:
+        print(f"kofn worker {args.worker}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

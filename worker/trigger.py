@@ -1,0 +1,312 @@
+"""The trigger: split the training set, upload it encrypted, and write the job manifest.
+
+A job lives under the store prefix ``{job}/``::
+
+    {job}/manifest.json                 the job manifest (JSON, written last)
+    {job}/data/part-NNNN.kpt            training partition j (a partition blob)
+    {job}/data/holdout.kpt              the held-out evaluation split
+    {job}/model/round-NNNNNN.safetensors  the model after round r (r = 0 is the initial model)
+    {job}/stats/round-NNNNNN/worker-NNNN.json  one worker's loss and timings for round r
+    {job}/round/...                     the exchange's shards and markers
+
+Partitions are serialized with :func:`worker.data.partition.serialize_partition` (PNG
+bytes plus JSON targets, never pickle) and models as safetensors, so a reader never runs
+code from the store. When the run config asks for encryption the caller hands in an
+:class:`exchange.crypto.EncryptedStore`, and every object, the manifest included, is
+encrypted. The manifest is written last: a job with a manifest has all its data, and
+re-running the trigger on a partial job skips what is already there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from coding._validate import check_int
+from coding.errors import KofnError
+from exchange.stores.base import Store
+from worker.config import RunConfig
+
+__all__ = [
+    "JobManifest",
+    "ManifestError",
+    "assignments",
+    "checkpoint_key",
+    "decode_state",
+    "encode_state",
+    "holdout_key",
+    "load_samples",
+    "manifest_key",
+    "open_job_store",
+    "partition_key",
+    "read_manifest",
+    "stats_key",
+    "trigger",
+]
+
+FORMAT = "kofn-job"
+VERSION = 1
+
+
+class ManifestError(KofnError):
+    """A job manifest is missing or malformed."""
+
+
+def manifest_key(job: str) -> str:
+    """Key of the job manifest."""
+    return f"{job}/manifest.json"
+
+
+def partition_key(job: str, j: int) -> str:
+    """Key of training partition ``j``."""
+    return f"{job}/data/part-{j:04d}.kpt"
+
+
+def holdout_key(job: str) -> str:
+    """Key of the held-out split."""
+    return f"{job}/data/holdout.kpt"
+
+
+def checkpoint_key(job: str, r: int) -> str:
+    """Key of the model after round ``r`` (``r = 0``: the initial model)."""
+    return f"{job}/model/round-{r:06d}.safetensors"
+
+
+def stats_key(job: str, r: int, worker: int) -> str:
+    """Key of worker ``worker``'s statistics for round ``r``."""
+    return f"{job}/stats/round-{r:06d}/worker-{worker:04d}.json"
+
+
+def stats_prefix(job: str, r: int) -> str:
+    """Prefix of every worker's statistics for round ``r``."""
+    return f"{job}/stats/round-{r:06d}/"
+
+
+@dataclass(frozen=True)
+class JobManifest:
+    """What a worker needs to know about its job, stored as JSON at :func:`manifest_key`.
+
+    Parameters
+    ----------
+    job : str
+        The job name.
+    config : RunConfig
+        The run's settings (the key itself is never stored).
+    partitions : tuple of int
+        Number of samples in each training partition ``j``.
+    holdout : int
+        Number of held-out samples.
+    assignment : tuple of tuple of int
+        The partitions each worker trains on: ``(i,)`` normally, the ``s + 1`` partitions
+        of :meth:`coding.gradient.GradientCode.partitions` under gradient coding.
+    created : float
+        Unix time of the trigger.
+    """
+
+    job: str
+    config: RunConfig
+    partitions: tuple[int, ...]
+    holdout: int
+    assignment: tuple[tuple[int, ...], ...]
+    created: float
+
+    def to_bytes(self) -> bytes:
+        """The manifest as UTF-8 JSON."""
+        return json.dumps({
+            "format": FORMAT, "version": VERSION, "job": self.job,
+            "config": self.config.to_dict(), "partitions": list(self.partitions),
+            "holdout": self.holdout, "assignment": [list(a) for a in self.assignment],
+            "created": self.created,
+        }, indent=1).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, key: str = "manifest") -> JobManifest:
+        """Parse :meth:`to_bytes` output; raise :class:`ManifestError` if malformed."""
+        try:
+            obj = json.loads(bytes(data).decode("utf-8"))
+            if obj.get("format") != FORMAT or obj.get("version") != VERSION:
+                raise ValueError("not a kofn-job manifest of version 1")
+            return cls(
+                job=str(obj["job"]),
+                config=RunConfig.from_dict(obj["config"]),
+                partitions=tuple(int(x) for x in obj["partitions"]),
+                holdout=int(obj["holdout"]),
+                assignment=tuple(tuple(int(x) for x in a) for a in obj["assignment"]),
+                created=float(obj["created"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
+            raise ManifestError(f"Job manifest {key!r} is malformed: {err}") from None
+
+
+def read_manifest(store: Store, job: str) -> JobManifest:
+    """Fetch and parse a job's manifest.
+
+    Raises
+    ------
+    ManifestError
+        No manifest (the job does not exist, or its trigger died before finishing the
+        upload), or a malformed one.
+    """
+    key = manifest_key(job)
+    try:
+        data = store.get(key)
+    except FileNotFoundError:
+        raise ManifestError(f"Job {job!r} has no manifest {key!r} in the store.") from None
+    manifest = JobManifest.from_bytes(data, key=key)
+    if manifest.job != job:
+        raise ManifestError(f"Job manifest {key!r} names job {manifest.job!r}, not {job!r}.")
+    return manifest
+
+
+def open_job_store(cfg: RunConfig, *, keyring: Any = None) -> Store:
+    """Open ``cfg.store``, wrapped in an :class:`~exchange.crypto.EncryptedStore` if asked.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings.
+    keyring : exchange.crypto.Keyring, optional
+        The key; loaded with :meth:`RunConfig.load_keyring` when not given.
+    """
+    from exchange.stores.url import open_store
+
+    store = open_store(cfg.store)
+    if not cfg.encrypt:
+        return store
+    from exchange.crypto import EncryptedStore
+
+    return EncryptedStore(store, keyring if keyring is not None else cfg.load_keyring())
+
+
+def assignments(cfg: RunConfig) -> tuple[tuple[int, ...], ...]:
+    """The partitions each worker trains on (gradient coding: ``s + 1`` each)."""
+    if cfg.mode != "gradient":
+        return tuple((i,) for i in range(cfg.workers))
+    from coding.gradient import GradientCode
+
+    code = GradientCode(cfg.workers, cfg.s)
+    return tuple(tuple(int(p) for p in code.partitions(i)) for i in range(cfg.workers))
+
+
+def load_samples(cfg: RunConfig) -> list[Any]:
+    """The run's dataset as :class:`worker.data.Sample` objects.
+
+    ``cfg.data`` is read with :class:`worker.data.PennFudanDataset`; without it,
+    ``cfg.synth_images`` synthetic images are drawn in memory from ``cfg.seed``.
+    """
+    from worker.data import PennFudanDataset, Sample, synth_sample
+    from worker.data.pennfudan import boxes_from_masks, masks_from_ids
+
+    if cfg.data is not None:
+        return list(PennFudanDataset(cfg.data).samples())
+    out = []
+    side = cfg.image_size
+    for i in range(cfg.synth_images):
+        image, ids = synth_sample(np.random.default_rng([cfg.seed, i]), side, side)
+        masks = masks_from_ids(ids)
+        boxes, keep = boxes_from_masks(masks)
+        labels = np.ones(len(boxes), dtype=np.int64)  # PennFudan's one class, "person"
+        out.append(Sample(image=image, masks=masks[keep], boxes=boxes, labels=labels, image_id=i))
+    return out
+
+
+def encode_state(state: dict[str, np.ndarray], meta: dict[str, str] | None = None) -> bytes:
+    """A model state (name -> array) as safetensors bytes."""
+    from safetensors.numpy import save
+
+    return save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=meta)
+
+
+def decode_state(data: bytes) -> dict[str, np.ndarray]:
+    """Inverse of :func:`encode_state` (safetensors: no code runs while loading)."""
+    from safetensors.numpy import load
+
+    return dict(load(bytes(data)))
+
+
+def initial_state(cfg: RunConfig) -> dict[str, np.ndarray]:
+    """The seeded initial model state of ``cfg.model`` as numpy arrays."""
+    import torch
+
+    from worker.models import build_model, state_to_numpy
+
+    with torch.random.fork_rng(devices=[]):  # as worker.local_train.LocalTrainer seeds it
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model, min_size=cfg.min_size, max_size=cfg.max_size)
+    return state_to_numpy(model)
+
+
+def trigger(
+    cfg: RunConfig,
+    store: Store,
+    *,
+    samples: Sequence[Any] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> JobManifest:
+    """Partition the data, upload partitions, holdout and initial model, then the manifest.
+
+    Objects that already exist are kept (a re-run after a killed trigger finishes the
+    upload without changing what workers may have read). Call
+    :meth:`RunConfig.preflight` first: this function uploads.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings; ``cfg.job`` must be set.
+    store : Store
+        The job's store (encrypting if the run asks for it).
+    samples : sequence of Sample, optional
+        The dataset; default :func:`load_samples`.
+    log : callable, optional
+        Receives one progress line per upload step.
+
+    Returns
+    -------
+    JobManifest
+    """
+    if not cfg.job:
+        raise ValueError("Argument 'cfg.job' must be set before triggering, not ''.")
+    say = log or (lambda _msg: None)
+    try:
+        return read_manifest(store, cfg.job)
+    except ManifestError as err:
+        if "no manifest" not in str(err):
+            raise
+    from worker.data import serialize_partition, split_indices, train_holdout_split
+
+    data = list(load_samples(cfg) if samples is None else samples)
+    n = cfg.workers
+    check_int("samples", len(data), low=n + 1)
+    train, hold = train_holdout_split(len(data), cfg.holdout, cfg.seed)
+    parts = split_indices(len(train), n, cfg.seed)
+    for j, part in enumerate(parts):
+        _put_once(store, partition_key(cfg.job, j), lambda p=part: serialize_partition(
+            data[int(train[i])] for i in p))
+    _put_once(store, holdout_key(cfg.job), lambda: serialize_partition(data[int(i)] for i in hold))
+    _put_once(store, checkpoint_key(cfg.job, 0), lambda: encode_state(initial_state(cfg)))
+    say(f"uploaded {n} partitions ({len(train)} images), {len(hold)} held-out images and the "
+        f"initial {cfg.model} under {cfg.job}/")
+    manifest = JobManifest(job=cfg.job, config=cfg, partitions=tuple(len(p) for p in parts),
+                           holdout=len(hold), assignment=assignments(cfg), created=time.time())
+    store.put(manifest_key(cfg.job), manifest.to_bytes())
+    return manifest
+
+
+def _put_once(store: Store, key: str, make: Callable[[], bytes]) -> None:
+    if store.exists(key):
+        return
+    try:
+        store.put(key, make(), if_absent=True)
+    except FileExistsError:
+        pass
+
+
+def with_config(manifest: JobManifest, **changes: Any) -> JobManifest:
+    """A copy of ``manifest`` with its config's settings replaced."""
+    return dataclasses.replace(manifest, config=manifest.config.with_overrides(**changes))
