@@ -14,12 +14,14 @@ never through galois' ufuncs; galois only inverts the small ``k x k`` matrices.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
 from typing import NamedTuple
 
-import galois
 import numpy as np
 
 from ._blas import single_thread_blas
@@ -33,6 +35,8 @@ __all__ = ["MDSCode"]
 #: stay in L2 cache while it is copied and multiplied, large enough that the per-call cost
 #: of the BLAS product is negligible.
 _BLOCK_BYTES = 1 << 19
+#: Most threads the blocked real encode/decode use (memory-bound: more do not help).
+_MAX_THREADS = 4
 #: Erasure patterns whose decoding plan is kept (LRU).
 _CACHE_SIZE = 256
 #: Largest number of candidate k-subsets scored when choosing the best-conditioned one.
@@ -50,6 +54,8 @@ class _Plan(NamedTuple):
 
 
 def _is_prime_field(field: object) -> bool:
+    import galois  # lazy: real-only users never pay galois's (numba's) import time
+
     return (
         isinstance(field, type)
         and issubclass(field, galois.FieldArray)
@@ -212,14 +218,17 @@ class MDSCode:
                 with single_thread_blas():
                     self._matmul(self._parity, x2, out[k:])
         else:
-            # Copy and multiply one cache-resident column block at a time, so the payload
-            # is read from memory once (the product reads the block just copied).
             width = self._block_width(x2.dtype)
-            with single_thread_blas():
-                for c0 in range(0, x2.shape[1], width):
-                    sl = slice(c0, c0 + width)
+
+            def run(c0: int, c1: int) -> None:
+                # Copy and multiply one cache-resident column block at a time, so the
+                # payload is read from memory once (the product reads the block just copied).
+                for b0 in range(c0, c1, width):
+                    sl = slice(b0, min(b0 + width, c1))
                     out[:k, sl] = x2[:, sl]
                     self._matmul(self._parity, out[:k, sl], out[k:, sl])
+
+            _parallel_columns(run, x2.shape[1], width)
         out = out.reshape((n, *x.shape[1:]))
         return self._field(out) if galois_out else out
 
@@ -255,16 +264,15 @@ class MDSCode:
         plan = self._plan(idx)
         y2 = y.reshape(len(idx), -1)
         out = np.empty((self._k, y2.shape[1]), dtype=y2.dtype)
-        out[plan.copy_dst] = y2[plan.copy_src]
-        if plan.lost.size:
-            src = y2 if plan.cols is None else y2[plan.cols]
-            with single_thread_blas():
-                if plan.lost.size == self._k:
-                    self._matmul(plan.coef, src, out)
-                else:
-                    lost = np.empty((plan.lost.size, y2.shape[1]), dtype=y2.dtype)
-                    self._matmul(plan.coef, src, lost)
-                    out[plan.lost] = lost
+        if self._field is not None:
+            out[plan.copy_dst] = y2[plan.copy_src]
+            if plan.lost.size:
+                src = y2 if plan.cols is None else y2[plan.cols]
+                lost = np.empty((plan.lost.size, y2.shape[1]), dtype=y2.dtype)
+                self._matmul(plan.coef, src, lost)
+                out[plan.lost] = lost
+        else:
+            self._decode_real(plan, y2, out)
         out = out.reshape((self._k, *y.shape[1:]))
         return self._field(out) if galois_out else out
 
@@ -278,6 +286,8 @@ class MDSCode:
             if a.ndim < 1:
                 check_shape(name, a)
             return a, False
+        import galois
+
         is_gal = isinstance(data, galois.FieldArray)
         if is_gal and type(data) is not self._field:
             raise TypeError(f"Argument {name!r} must be an array over {self._field.name}, "
@@ -361,6 +371,29 @@ class MDSCode:
         conds = submatrix_conditions(self._G, arr[cand])
         return cand[int(np.argmin(conds))]
 
+    def _decode_real(self, plan: _Plan, y2: np.ndarray, out: np.ndarray) -> None:
+        """Blocked real decode: copy surviving systematic rows, compute only lost rows."""
+        width = self._block_width(y2.dtype)
+        pairs = list(zip(plan.copy_src.tolist(), plan.copy_dst.tolist(), strict=True))
+        rows = plan.cols if plan.cols is not None else slice(None)
+        lost, all_lost = plan.lost, plan.lost.size == self._k
+
+        def run(c0: int, c1: int) -> None:
+            for b0 in range(c0, c1, width):
+                sl = slice(b0, min(b0 + width, c1))
+                for src_row, dst_row in pairs:
+                    out[dst_row, sl] = y2[src_row, sl]
+                if lost.size == 0:
+                    continue
+                if all_lost:
+                    self._matmul(plan.coef, y2[rows, sl], out[:, sl])
+                else:
+                    block = np.empty((lost.size, sl.stop - sl.start), dtype=out.dtype)
+                    self._matmul(plan.coef, y2[rows, sl], block)
+                    out[lost, sl] = block
+
+        _parallel_columns(run, y2.shape[1], width)
+
     def _block_width(self, dtype: np.dtype) -> int:
         """Columns per block so that one block of the k payload rows fits in ~L2."""
         return max(256, _BLOCK_BYTES // (self._k * np.dtype(dtype).itemsize))
@@ -378,6 +411,39 @@ class MDSCode:
                 np.matmul(coef, xb, out=out[:, c0:c0 + width])
             else:
                 out[:, c0:c0 + width] = coef @ xb.astype(np.float64)
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _threads() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(_MAX_THREADS, cpus))
+
+
+def _parallel_columns(run, ncols: int, width: int) -> None:
+    """Run ``run(c0, c1)`` over column ranges on a few threads, BLAS single-threaded.
+
+    numpy's copies and BLAS products release the GIL, so plain threads scale on the
+    memory-bound blocked loops; one BLAS thread per worker avoids OpenBLAS's own hand-off,
+    which costs more than a skinny product itself (see :mod:`coding._blas`).
+    """
+    global _POOL
+    threads = _threads()
+    with single_thread_blas():
+        if threads == 1 or ncols < 2 * threads * width:
+            run(0, ncols)
+            return
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="kofn-mds")
+        blocks = -(-ncols // width)
+        edges = [min(ncols, (blocks * i // threads) * width) for i in range(threads)] + [ncols]
+        futures = [_POOL.submit(run, a, b) for a, b in itertools.pairwise(edges) if b > a]
+        for f in futures:
+            f.result()
 
 
 def _gf_matmul(coef: np.ndarray, x: np.ndarray, p: int, out: np.ndarray) -> None:
