@@ -132,17 +132,22 @@ def bench_accuracy(ns: tuple[int, ...], samples: int) -> list[dict]:
             conds = np.linalg.cond(np.stack([g[list(p)] for p in pats]))
             x64 = rng.standard_normal((k, 64))
             x32 = x64.astype(np.float32)
-            c64, c32 = code.encode(x64), code.encode(x32)
-            e64 = e32 = 0.0
+            # float32 payloads two ways: float32 shards (half the bytes), and float64 shards
+            # (the payload widened before encoding, then the decoded rows cast back).
+            c64, c32, c32w = code.encode(x64), code.encode(x32), code.encode(x32.astype(np.float64))
+            e64 = e32 = e32w = 0.0
+            ref32 = np.linalg.norm(x32.astype(np.float64))
             for p in pats:
                 idx = list(p)
                 d64 = code.decode(c64[idx], idx)
-                d32 = code.decode(c32[idx], idx)
+                d32 = code.decode(c32[idx], idx).astype(np.float64)
+                d32w = code.decode(c32w[idx], idx).astype(np.float32).astype(np.float64)
                 e64 = max(e64, float(np.linalg.norm(d64 - x64) / np.linalg.norm(x64)))
-                e32 = max(e32, float(np.linalg.norm(d32.astype(np.float64) - x32)
-                                     / np.linalg.norm(x32)))
+                e32 = max(e32, float(np.linalg.norm(d32 - x32) / ref32))
+                e32w = max(e32w, float(np.linalg.norm(d32w - x32) / ref32))
             rows.append({"n": n, "k": k, "patterns": len(pats), "worst_cond": float(conds.max()),
-                         "worst_rel_error_f64": e64, "worst_rel_error_f32": e32})
+                         "worst_rel_error_f64": e64, "worst_rel_error_f32": e32,
+                         "worst_rel_error_f32_f64_shards": e32w})
     return rows
 
 
@@ -168,10 +173,11 @@ def report(mds: list[dict], gfp: list[dict], acc: list[dict]) -> str:
               markdown_table(head, body)]
     if acc:
         parts += ["### Real MDS accuracy (worst over erasure patterns)",
-                  markdown_table(["n", "k", "patterns", "worst cond", "worst rel. err f64",
-                                  "worst rel. err f32"],
+                  markdown_table(["n", "k", "patterns", "worst cond", "f64 payload",
+                                  "f32 payload, f32 shards", "f32 payload, f64 shards"],
                                  [[r["n"], r["k"], r["patterns"], r["worst_cond"],
-                                   r["worst_rel_error_f64"], r["worst_rel_error_f32"]]
+                                   r["worst_rel_error_f64"], r["worst_rel_error_f32"],
+                                   r["worst_rel_error_f32_f64_shards"]]
                                   for r in acc])]
     return "\n\n".join(parts)
 
@@ -198,8 +204,12 @@ def targets(mds: list[dict], gfp: list[dict], acc: list[dict]) -> list[str]:
         w32 = max(r["worst_rel_error_f32"] for r in acc)
         lines.append(f"- worst decode error float64 {w64:.1e} (target <= 1e-10): "
                      f"{'met' if w64 <= 1e-10 else 'MISSED'}")
-        lines.append(f"- worst decode error float32 {w32:.1e} (target <= 1e-6): "
-                     f"{'met' if w32 <= 1e-6 else 'MISSED'}")
+        w32w = max(r["worst_rel_error_f32_f64_shards"] for r in acc)
+        lines.append(f"- worst decode error float32 payload, float32 shards {w32:.1e} "
+                     f"(target <= 1e-6): {'met' if w32 <= 1e-6 else 'MISSED'}"
+                     + ("" if w32 <= 1e-6 else " (float32 shard rounding x condition number)"))
+        lines.append(f"- worst decode error float32 payload, float64 shards {w32w:.1e} "
+                     f"(target <= 1e-6): {'met' if w32w <= 1e-6 else 'MISSED'}")
     return lines
 
 
