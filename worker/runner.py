@@ -228,10 +228,14 @@ class _Worker:
         torch.set_num_threads(spec.threads)
         self.parts = manifest.assignment[self.worker]
         self.data = {p: read_partition(store.get(partition_key(cfg.job, p))) for p in self.parts}
-        self.trainer = LocalTrainer(cfg.model, lr=cfg.lr, momentum=cfg.momentum,
-                                    weight_decay=cfg.weight_decay, local_iters=cfg.local_iters,
-                                    batch_size=cfg.batch_size, seed=cfg.seed,
-                                    min_size=cfg.min_size, max_size=cfg.max_size)
+        # Building a model reseeds torch's process-wide generator; under the lock it cannot
+        # disturb another in-process worker's seeded training step.
+        with _TRAIN_LOCK:
+            self.trainer = LocalTrainer(cfg.model, lr=cfg.lr, momentum=cfg.momentum,
+                                        weight_decay=cfg.weight_decay,
+                                        local_iters=cfg.local_iters,
+                                        batch_size=cfg.batch_size, seed=cfg.seed,
+                                        min_size=cfg.min_size, max_size=cfg.max_size)
         self.exchange = exchange_for(cfg, store)
         self.coefficients = self._coefficients()
 
@@ -367,11 +371,23 @@ def run_worker(
             done = w.exchange.latest_complete_round() or 0
             start = latest_checkpoint(counting, cfg.job, upto=done)
             state = w.load(start)
-            for r in range(start + 1, cfg.rounds + 1):
+            r = start + 1
+            while r <= cfg.rounds:
+                skip_to = _catch_up(w, counting, cfg.job, r)
+                if skip_to is not None:
+                    # The others finished round r (and maybe later ones) without this
+                    # worker: its update is no longer needed, and the round's objects may
+                    # already be deleted. Rejoin from the newest complete checkpoint.
+                    log.info("worker %d is behind: skipping rounds %d..%d", spec.worker, r,
+                             skip_to)
+                    state = w.load(skip_to)
+                    r = skip_to + 1
+                    continue
                 state, rec, delta = w.round(state, r)
                 records.append(asdict(rec))
                 if on_round is not None:
                     on_round(records[-1], delta)
+                r += 1
         finally:
             w.exchange.close()
     except WorkerCrash:
@@ -383,6 +399,15 @@ def run_worker(
     finally:
         _write_session(counting, spec, attempt, outcome, time.perf_counter() - t0, len(records))
     return records
+
+
+def _catch_up(w: _Worker, store: Store, job: str, r: int) -> int | None:
+    """The newest complete round with a checkpoint, if round ``r`` is already behind it."""
+    done = w.exchange.latest_complete_round() or 0
+    if done < r:
+        return None
+    ck = latest_checkpoint(store, job, upto=done)
+    return ck if ck >= r else None
 
 
 def _write_session(store: CountingStore, spec: WorkerSpec, attempt: int, outcome: str,
