@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._blas import single_thread_blas
 from ._validate import check_int, check_prime
 
 __all__ = [
@@ -54,6 +55,14 @@ _EXACT = 2**52
 # multiply-add inside BLAS; measured roughly (an elementwise pass is ~50-100x slower per
 # element than a DGEMM FMA). Only used to rank plans.
 _REDUCE_COST = 64
+
+# The skinny path (a few coefficient rows times a wide payload, as in every code's encode
+# and decode): limits on the left operand, the least payload width worth it, and the bytes
+# of one payload column block (a block, its products and temporaries stay in L2).
+_SKINNY_ROWS = 32
+_SKINNY_INNER = 64
+_SKINNY_MIN_COLS = 2048
+_SKINNY_BLOCK_BYTES = 1 << 20
 
 
 @functools.cache
@@ -86,7 +95,9 @@ def as_gfp(name: str, X: object, p: int) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"Argument {name!r} must be an integer array, not dtype {arr.dtype}.")
     if arr.size:
-        lo, hi = int(arr.min()), int(arr.max())
+        # unsigned arrays cannot go below zero: skip that pass over a wide payload
+        lo = 0 if arr.dtype.kind == "u" else int(arr.min())
+        hi = int(arr.max())
         if lo < 0 or hi >= p:
             bad = lo if lo < 0 else hi
             raise ValueError(f"Argument {name!r} must have entries in [0, p={p}), not {bad}.")
@@ -181,9 +192,25 @@ def _reduce(x: np.ndarray, p: int) -> np.ndarray:
 
 
 def _to_range(x: np.ndarray, p: int) -> np.ndarray:
-    """Map float64 values in ``(-p, p)`` to int64 in ``[0, p)``."""
-    np.add(x, p, out=x, where=x < 0)
-    return x.astype(np.int64)
+    """Map float64 values in ``(-p, p)`` to int64 in ``[0, p)`` (overwrites ``x``)."""
+    v = _float_to_int(x)
+    v += (v >> 63) & p
+    return v
+
+
+# Adding 1.5 * 2^52 to an integer-valued float64 x with |x| < 2^51 puts x in the low
+# mantissa bits, so the int64 view minus the constant's bits is x: a float-to-int cast
+# without the conversion instruction (and ``where=`` masks, which are slow on random signs).
+_MAGIC = 1.5 * 2.0**52
+_MAGIC_BITS = int(np.array(_MAGIC).view(np.int64))
+
+
+def _float_to_int(x: np.ndarray) -> np.ndarray:
+    """View integer-valued float64 ``x`` (``|x| < 2^51``) as int64, in place."""
+    x += _MAGIC
+    v = x.view(np.int64)
+    v -= _MAGIC_BITS
+    return v
 
 
 def _split_rows(X: np.ndarray, n: int, s: int) -> np.ndarray:
@@ -254,6 +281,82 @@ def _matmul_float(A: np.ndarray, B: np.ndarray, plan: MatmulPlan, p: int) -> np.
     return _reduce(P, p)
 
 
+def _is_skinny(m: int, k: int, n: int) -> bool:
+    return m <= _SKINNY_ROWS and k <= _SKINNY_INNER and n >= _SKINNY_MIN_COLS
+
+
+@functools.lru_cache(maxsize=64)
+def _skinny_shift(p: int, k: int) -> tuple[int, int]:
+    """Fewest limbs ``la`` of width ``s`` for a left operand with inner dimension ``k``.
+
+    Each limb product is a sum of ``k`` terms below ``2^s * p``, and a Horner step adds one
+    to ``acc * 2^s`` with ``|acc| < p``; both must stay within ``2^52`` (:func:`_reduce`).
+    """
+    bits = (p - 1).bit_length()
+    for la in range(1, bits + 1):
+        s = -(-bits // la)
+        if k * ((1 << s) - 1) * (p - 1) + (p << s) <= _EXACT:
+            return la, s
+    raise ValueError(f"Argument 'A' has an inner dimension k={k} too long for the skinny path.")
+
+
+def _skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray) -> np.ndarray:
+    """``out[...] = A @ B mod p`` for a small ``A`` (m, k) and a wide ``B`` (k, n).
+
+    The generic plan is tuned for square products; here the work is one pass over ``B``,
+    so this streams ``B`` in cache-resident column blocks: each block is converted to
+    float64 (skipped if it already is), multiplied by the ``la`` limbs of ``A`` stacked
+    into one ``(la*m, k)`` matrix on single-threaded BLAS (threads only add hand-off cost
+    to a memory-bound product), recombined by Horner's rule with one reduction per limb,
+    and written to ``out`` in ``[0, p)``.
+
+    Parameters
+    ----------
+    A : numpy.ndarray of int64, shape (m, k)
+        Entries in ``[0, p)`` (validated by the caller).
+    B : numpy.ndarray, shape (k, n)
+        Integer entries in ``[0, p)``, of any integer dtype or float64 (trusted).
+    p : int
+        The prime modulus.
+    out : numpy.ndarray, shape (m, n)
+        Any integer or float dtype that holds ``[0, p)``; returned.
+    """
+    m, k = A.shape
+    n = B.shape[1]
+    la, s = _skinny_shift(p, k)
+    mask = (1 << s) - 1
+    # high limb first, so Horner runs down the stacked rows
+    Af = np.concatenate([(A >> (s * i)) & mask for i in range(la - 1, -1, -1)]).astype(np.float64)
+    width = max(256, _SKINNY_BLOCK_BYTES // (8 * max(k, la * m)))
+    shift, inv_p = float(1 << s), 1.0 / p
+    P = np.empty((la * m, width))
+    q = np.empty((m, width))
+    sign = np.empty((m, width), dtype=np.int64)
+    with single_thread_blas():
+        for c0 in range(0, n, width):
+            w = min(width, n - c0)
+            Bb = B[:, c0 : c0 + w]
+            if Bb.dtype != np.float64:
+                Bb = Bb.astype(np.float64)
+            Pb, qb, sb = (P, q, sign) if w == width else (P[:, :w], q[:, :w], sign[:, :w])
+            np.matmul(Af, Bb, out=Pb)
+            acc = Pb[:m]
+            for i in range(la):
+                if i:
+                    acc *= shift
+                    acc += Pb[i * m : (i + 1) * m]
+                np.multiply(acc, inv_p, out=qb)  # _reduce, without its temporary
+                np.rint(qb, out=qb)
+                qb *= p
+                acc -= qb
+            v = _float_to_int(acc)  # (-p, p) -> [0, p)
+            np.right_shift(v, 63, out=sb)
+            sb &= p
+            v += sb
+            out[:, c0 : c0 + w] = v
+    return out
+
+
 def gfp_matmul(A: object, B: object, p: int) -> np.ndarray:
     """Exact matrix product over GF(p), computed with float64 BLAS and delayed reduction.
 
@@ -274,6 +377,10 @@ def gfp_matmul(A: object, B: object, p: int) -> np.ndarray:
 
     Notes
     -----
+    A small coefficient matrix times a wide payload (at most ``_SKINNY_ROWS`` rows and
+    ``_SKINNY_INNER`` columns, at least ``_SKINNY_MIN_COLS`` payload columns) takes a
+    streaming path instead: see :func:`_skinny_matmul`.
+
     At ``p = 2**25 - 39`` the left operand is split into two 13-bit limbs, so the cost is
     about two float64 products plus a few elementwise passes; for ``p < 2**26`` and short
     inner dimensions it is a single product. See :func:`matmul_plan`.
@@ -295,6 +402,8 @@ def gfp_matmul(A: object, B: object, p: int) -> np.ndarray:
     n = B2.shape[1]
     if k == 0 or m == 0 or n == 0:
         C = np.zeros((m, n), dtype=np.int64)
+    elif _is_skinny(m, k, n):
+        C = _skinny_matmul(A2, B2, p, np.empty((m, n), dtype=np.int64))
     else:
         C = _to_range(_matmul_float(A2, B2, matmul_plan(p, k), p), p)
     if A.ndim == 1:
@@ -381,12 +490,19 @@ def gfp_random(shape: int | tuple[int, ...], p: int, rng: np.random.Generator | 
         return rng.integers(0, p, size=shape, dtype=np.int64)
     shape = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
     count = int(np.prod(shape, dtype=np.int64))
+    # p <= 2^31 - 1: draw bits-bit values from 4 random bytes each and reject those >= p
+    # (only 2^31 - 1 itself for the Mersenne prime), in bulk
     bits = (p - 1).bit_length()
-    mask = np.uint64((1 << bits) - 1)
-    out = np.empty(0, dtype=np.int64)
-    while out.size < count:
-        # Acceptance is above 1/2 per draw, so ask for twice what is missing plus slack.
-        want = 2 * (count - out.size) + 16
-        raw = np.frombuffer(os.urandom(8 * want), dtype=np.uint64) & mask
-        out = np.concatenate([out, raw[raw < p].astype(np.int64)])
-    return out[:count].reshape(shape)
+    mask = np.uint32((1 << bits) - 1)
+    out = np.empty(count, dtype=np.int64)
+    have = 0
+    while have < count:
+        missing = count - have
+        want = missing + missing * ((1 << bits) - p) // p + 64
+        raw = np.frombuffer(os.urandom(4 * want), dtype=np.uint32) & mask
+        good = raw[:missing]
+        if int(good.max()) >= p:  # rare for a prime just below a power of two
+            good = raw[raw < p][:missing]
+        out[have : have + good.size] = good
+        have += good.size
+    return out.reshape(shape)

@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._validate import check_int, check_prime
-from .gfp import MAX_PRIME, as_gfp, galois_field, gfp_matmul, gfp_random
+from .gfp import MAX_PRIME, _skinny_matmul, as_gfp, galois_field, gfp_matmul, gfp_random
 from .polynomial import _check_indices
 
 __all__ = ["SecretShareCode", "lagrange_matrix"]
@@ -203,7 +203,30 @@ class SecretShareCode:
             raise ValueError(f"Argument 'shares' must have at least 1 dimension, not {Y.shape}.")
         kt = self.threshold
         idx = _check_indices(indices, self._n, Y.shape[0], kt, "shares")[:kt]
-        nodes = tuple(self._alphas[i] for i in idx)
-        D = _cached_lagrange(nodes, self._betas[: self._k], self._p)
-        out = gfp_matmul(D, Y[:kt].reshape(kt, -1), self._p)
+        out = gfp_matmul(self._decoder(idx), Y[:kt].reshape(kt, -1), self._p)
         return out.reshape((self._k,) + Y.shape[1:])
+
+    def _decoder(self, idx: Sequence[int]) -> np.ndarray:
+        """The (k, k + t) matrix mapping the shares ``idx`` (checked) to the message."""
+        nodes = tuple(self._alphas[i] for i in idx)
+        return _cached_lagrange(nodes, self._betas[: self._k], self._p)
+
+    # -- the streaming fast path of exchange.reduce (trusted inputs, preallocated output) --
+    def _share_into(self, XZ: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out[...] = `` the shares of the stacked rows ``[X; Z]``, shape (k + t, m).
+
+        ``XZ`` may be float64 holding integers in ``[0, p)`` (no conversion then) and
+        ``out`` (n, m) any dtype holding ``[0, p)``; nothing is validated. Same values as
+        :meth:`_encode_with_masks`.
+        """
+        return _skinny_matmul(self._U, XZ, self._p, out)
+
+    def _decode_into(self, Y: np.ndarray, indices: Sequence[int], out: np.ndarray) -> np.ndarray:
+        """``out[...] = `` the message rows (k, m) from the first ``k + t`` rows of ``Y``.
+
+        ``Y`` (r, m) holds shares in ``[0, p)`` (not validated, any integer dtype); the
+        indices are checked as in :meth:`decode`, whose values this returns.
+        """
+        kt = self.threshold
+        idx = _check_indices(indices, self._n, Y.shape[0], kt, "shares")[:kt]
+        return _skinny_matmul(self._decoder(idx), Y[:kt], self._p, out)

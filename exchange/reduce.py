@@ -60,8 +60,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from coding._blas import single_thread_blas
 from coding._validate import check_int, check_prime
 from coding.errors import DuplicateIndexError, NotEnoughShardsError, OverflowRiskError
+from coding.gfp import gfp_random
 
 __all__ = [
     "MODES",
@@ -251,7 +253,8 @@ def _check_update(update: object, name: str = "update") -> np.ndarray:
     if arr.ndim != 1 or arr.dtype.kind not in "biuf":
         raise ValueError(f"Argument {name!r} must be a 1-D numeric array, not {arr.dtype} shape {arr.shape}.")
     arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
+    # min and max propagate NaN and show an infinity: two reductions, no temporary
+    if arr.size and not (math.isfinite(float(arr.min())) and math.isfinite(float(arr.max()))):
         raise ValueError(f"Argument {name!r} must be finite; it has NaN or infinite entries.")
     return arr
 
@@ -290,13 +293,7 @@ def quantize_limbs(update: np.ndarray, spec: CodeSpec) -> np.ndarray:
     """
     _check_secure(spec)
     x = _check_update(update)
-    bound = float(2**spec.int_bits)
-    if x.size and float(np.max(np.abs(x))) >= bound:
-        worst = int(np.argmax(np.abs(x)))
-        raise OverflowRiskError(
-            f"Update entry {worst} is {x[worst]:.6g}, outside the secure range |x| < 2**int_bits"
-            f" = {bound:g}; raise 'int_bits' or scale the update."
-        )
+    _check_range(x, spec)
     u = np.rint(x * float(2**spec.frac_bits)).astype(np.int64) + (1 << (spec.frac_bits + spec.int_bits))
     mask = (1 << spec.limb_bits) - 1
     limbs = np.empty((spec.n_limbs, x.size), dtype=np.int64)
@@ -365,9 +362,67 @@ def encode_update(update: np.ndarray, spec: CodeSpec, *, rng: np.random.Generato
         return _rows(x, spec.n)
     if spec.mode in ("mds", "gradient+mds"):
         return np.asarray(_mds(spec.n, spec.k, spec.seed).encode(_rows(x, spec.k)), dtype=np.float64)
-    limbs = quantize_limbs(x, spec).reshape(-1)
-    shares = _shamir(spec.n, spec.k, spec.t, spec.p).encode(_rows(limbs, spec.k), rng=rng)
-    return np.asarray(shares).astype(np.uint32)
+    return _encode_secure(x, spec, rng)
+
+
+# Entries per chunk of the secure fixed-point passes: a chunk and its temporaries stay in L2.
+_CHUNK = 1 << 16
+
+
+def _check_range(x: np.ndarray, spec: CodeSpec) -> None:
+    bound = float(2**spec.int_bits)
+    if x.size and max(float(x.max()), -float(x.min())) >= bound:
+        worst = int(np.argmax(np.abs(x)))
+        raise OverflowRiskError(
+            f"Update entry {worst} is {x[worst]:.6g}, outside the secure range |x| < 2**int_bits"
+            f" = {bound:g}; raise 'int_bits' or scale the update."
+        )
+
+
+def _quantize_into(x: np.ndarray, spec: CodeSpec, out: np.ndarray) -> None:
+    """Write :func:`quantize_limbs` of ``x`` (range-checked) into float64 ``out`` (n_limbs, L).
+
+    Every value is an integer below ``2**53``, so float64 holds it exactly: ``rint``,
+    adding the offset and splitting by ``floor(u / 2**b)`` give the same limbs as the
+    int64 shifts and masks, in cache-sized chunks and with no integer conversion.
+    """
+    scale, offset = float(2**spec.frac_bits), float(2 ** (spec.frac_bits + spec.int_bits))
+    b = float(2**spec.limb_bits)
+    inv_b = 1.0 / b
+    last = spec.n_limbs - 1
+    hi = np.empty(min(_CHUNK, x.size))
+    for c0 in range(0, x.size, _CHUNK):
+        sl = slice(c0, min(c0 + _CHUNK, x.size))
+        u = out[last, sl]
+        np.multiply(x[sl], scale, out=u)
+        np.rint(u, out=u)
+        u += offset
+        h = hi[: u.size]
+        for i in range(last):  # limb i = u mod 2^b, then u = floor(u / 2^b)
+            np.multiply(u, inv_b, out=h)
+            np.floor(h, out=h)
+            lo = out[i, sl]
+            np.multiply(h, b, out=lo)
+            np.subtract(u, lo, out=lo)
+            u[...] = h
+
+
+def _encode_secure(x: np.ndarray, spec: CodeSpec, rng: np.random.Generator | None) -> np.ndarray:
+    """Secure shares of ``x``: the same values as sharing ``_rows(quantize_limbs(x), k)``.
+
+    The message rows and masks are built straight into one float64 ``[X; Z]`` matrix,
+    which the skinny GF(p) product reads without conversion and writes as uint32.
+    """
+    _check_range(x, spec)
+    code = _shamir(spec.n, spec.k, spec.t, spec.p)
+    k, t, nl = spec.k, spec.t, spec.n_limbs
+    m = spec.share_length(x.size)
+    XZ = np.empty((k + t, m))
+    flat = XZ[:k].reshape(-1)
+    _quantize_into(x, spec, flat[: nl * x.size].reshape(nl, x.size))
+    flat[nl * x.size :] = 0.0
+    XZ[k:] = gfp_random((t, m), spec.p, rng)
+    return code._share_into(XZ, np.empty((spec.n, m), dtype=np.uint32))
 
 
 def contribution_weights(spec: CodeSpec, contributors: Sequence[int]) -> np.ndarray:
@@ -395,8 +450,9 @@ def coded_reduce(shards: np.ndarray, spec: CodeSpec, contributors: Sequence[int]
 
     Parameters
     ----------
-    shards : numpy.ndarray, shape (len(contributors), m)
-        Row ``r`` is the share of worker ``contributors[r]`` for this aggregator.
+    shards : numpy.ndarray, shape (len(contributors), m), or a sequence of 1-D arrays
+        Row ``r`` is the share of worker ``contributors[r]`` for this aggregator (a list of
+        equal rows is used as is, without stacking it into a copy).
     spec : CodeSpec
         The round's code.
     contributors : sequence of int
@@ -408,23 +464,94 @@ def coded_reduce(shards: np.ndarray, spec: CodeSpec, contributors: Sequence[int]
         The merged shard: the (weighted) sum, reduced mod p in ``secure`` mode.
     """
     weights = contribution_weights(spec, contributors)
-    stack = np.asarray(shards)
-    if stack.ndim != 2 or stack.shape[0] != weights.size:
+    rows = _as_rows(shards, weights.size)
+    if rows is None:
         raise ValueError(
             f"Argument 'shards' must have shape ({weights.size}, m), one row per contributor, "
-            f"not {stack.shape}."
+            f"not {np.shape(shards)}."
         )
     if spec.mode == "secure":
-        acc = np.zeros(stack.shape[1], dtype=np.int64)
-        for row in stack:  # each term < 2**31, so an int64 sum of < 2**32 terms is exact
-            acc += row
-        return (acc % spec.p).astype(np.uint32)
+        return _reduce_secure(rows, spec.p)
+    return _weighted_sum(rows, weights)
+
+
+def _as_rows(data: object, count: int) -> list[np.ndarray] | None:
+    """``data`` (an array, or a sequence of equal 1-D arrays) as ``count`` row views, or None.
+
+    Accepting the rows as a list lets :mod:`exchange.round` pass the payloads it read
+    without first stacking them into one array (a copy of everything).
+    """
+    if not isinstance(data, np.ndarray):
+        rows = [np.asarray(r) for r in data]  # type: ignore[union-attr]
+        if len(rows) == count and all(r.ndim == 1 and r.shape == rows[0].shape
+                                      and r.dtype == rows[0].dtype for r in rows):
+            return rows
+        data = np.asarray(rows)
+    if data.ndim != 2 or data.shape[0] != count:
+        return None
+    return list(data)
+
+
+def _weighted_sum(rows: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """``weights @ rows`` in float64, one cache-sized column chunk at a time."""
+    m = rows[0].shape[0]
+    out = np.empty(m)
     if np.all(weights == 1.0):
-        acc = np.array(stack[0], dtype=np.float64)
-        for row in stack[1:]:
-            acc += row
-        return acc
-    return weights @ stack.astype(np.float64, copy=False)
+        out[...] = rows[0]
+        for row in rows[1:]:
+            np.add(out, row, out=out)
+        return out
+    block = np.empty((len(rows), min(_CHUNK, m)))
+    with single_thread_blas():
+        for c0 in range(0, m, _CHUNK):
+            w = min(_CHUNK, m - c0)
+            for i, row in enumerate(rows):
+                block[i, :w] = row[c0 : c0 + w]
+            np.matmul(weights, block[:, :w], out=out[c0 : c0 + w])
+    return out
+
+
+def _reduce_secure(rows: Sequence[np.ndarray], p: int) -> np.ndarray:
+    """Sum uint32 shares mod p, in cache-sized chunks of int64 (each term < 2**31)."""
+    m = rows[0].shape[0]
+    out = np.empty(m, dtype=np.uint32)
+    acc = np.empty(min(_CHUNK, m), dtype=np.int64)
+    for c0 in range(0, m, _CHUNK):
+        a = acc[: min(_CHUNK, m - c0)]
+        sl = slice(c0, c0 + a.size)
+        a[...] = rows[0][sl]
+        for row in rows[1:]:
+            a += row[sl]
+        np.remainder(a, p, out=a)
+        out[sl] = a
+    return out
+
+
+def _decode_secure(merged: np.ndarray, idx: list[int], spec: CodeSpec, length: int, n_terms: int) -> np.ndarray:
+    """Secure decode in float64: the same values as ``limbs_to_float(decode_limb_sums(...))``.
+
+    The limb sums are below ``p``, and ``n * 2**(frac_bits + int_bits + 1) < 2**53``
+    (checked by :class:`CodeSpec`), so recombining them by Horner's rule, removing the
+    offsets and scaling by a power of two are exact in float64.
+    """
+    kt = spec.merged_needed
+    stack = np.asarray(merged[:kt])  # a list of rows: stack only the k + t used
+    if stack.ndim != 2 or stack.shape[0] != kt:
+        raise ValueError(f"Argument 'merged' must have at least {kt} rows of shares, not shape {stack.shape}.")
+    if stack.dtype.kind not in "iu":
+        raise TypeError(f"Argument 'merged' must be an integer array, not dtype {stack.dtype}.")
+    if stack.size and (int(stack.max()) >= spec.p or (stack.dtype.kind == "i" and int(stack.min()) < 0)):
+        raise ValueError(f"Argument 'merged' must have entries in [0, p={spec.p}).")
+    rows = np.empty((spec.k, stack.shape[1]))
+    _shamir(spec.n, spec.k, spec.t, spec.p)._decode_into(stack, idx[:kt], rows)
+    limbs = rows.reshape(-1)[: spec.n_limbs * length].reshape(spec.n_limbs, length)
+    total = limbs[-1].copy()
+    for i in range(spec.n_limbs - 2, -1, -1):
+        total *= float(2**spec.limb_bits)
+        total += limbs[i]
+    total -= float(n_terms * (1 << (spec.frac_bits + spec.int_bits)))
+    total *= 2.0**-spec.frac_bits
+    return total
 
 
 def decode_limb_sums(merged: np.ndarray, indices: Sequence[int], spec: CodeSpec, length: int) -> np.ndarray:
@@ -447,7 +574,7 @@ def decode_aggregate(
 
     Parameters
     ----------
-    merged : numpy.ndarray, shape (>= spec.merged_needed, m)
+    merged : numpy.ndarray, shape (>= spec.merged_needed, m), or a sequence of 1-D arrays
         Merged shards, row ``r`` from aggregator ``indices[r]``; all must combine the same
         contributor set (except in gradient modes, where any qualifying sets agree).
     indices : sequence of int
@@ -468,20 +595,27 @@ def decode_aggregate(
         raise TypeError(f"Argument 'spec' must be a CodeSpec, not {type(spec).__name__}.")
     length = check_int("length", length, low=0)
     if spec.mode == "secure":
-        return limbs_to_float(decode_limb_sums(merged, indices, spec, length), spec, n_terms)
+        idx = _check_indices(indices, spec.n, "indices")
+        if len(idx) < spec.merged_needed:
+            raise NotEnoughShardsError(spec.merged_needed, len(idx))
+        return _decode_secure(merged, idx, spec, length, check_int("n_terms", n_terms, low=0))
     idx = _check_indices(indices, spec.n, "indices")
-    stack = np.asarray(merged, dtype=np.float64)
-    if stack.ndim != 2 or stack.shape[0] != len(idx):
-        raise ValueError(f"Argument 'merged' must have one row per index ({len(idx)}), not shape {stack.shape}.")
+    rows = _as_rows(merged, len(idx))
+    if rows is None:
+        raise ValueError(f"Argument 'merged' must have one row per index ({len(idx)}), not shape {np.shape(merged)}.")
     if len(idx) < spec.merged_needed:
         raise NotEnoughShardsError(spec.merged_needed, len(idx))
-    if spec.mode in _SLICED:
-        order = np.argsort(idx)
-        rows = stack[order]
-    else:
-        # with more than k shards the real code decodes from its best-conditioned k
-        rows = np.asarray(_mds(spec.n, spec.k, spec.seed).decode(stack, idx))
-    return np.ascontiguousarray(rows).reshape(-1)[:length].astype(np.float64, copy=False)
+    if spec.mode in _SLICED:  # the slices in index order, straight into the result
+        m = rows[0].shape[0]
+        total = np.empty(min(length, len(rows) * m))
+        for j, row in zip(idx, rows, strict=True):
+            lo, hi = j * m, min((j + 1) * m, length)
+            if lo < hi:
+                total[lo:hi] = row[: hi - lo]
+        return total
+    # with more than k shards the real code decodes from its best-conditioned k
+    decoded = np.asarray(_mds(spec.n, spec.k, spec.seed).decode(np.asarray(rows, dtype=np.float64), idx))
+    return np.ascontiguousarray(decoded).reshape(-1)[:length].astype(np.float64, copy=False)
 
 
 def reference_round(

@@ -15,7 +15,8 @@ and ``{prefix}/{job}/complete/r{r:08d}`` once somebody decoded the round.
   writes them in parallel, then the ``done`` marker.
 * :meth:`Exchange.aggregate` waits for a qualifying contributor set, combines the shares
   and writes ``merged/{j}`` with ``if_absent``: any worker may do a missing aggregator's
-  job, and losing that race is success.
+  job, and losing that race is success. With the default quorum (``n``) every done worker
+  is a member, so it reads each share as soon as its done marker appears.
 * :meth:`Exchange.collect` waits for enough merged shards *with the same contributor set*,
   decodes, and returns a :class:`RoundResult`. If merged shards are still missing after
   ``takeover_after_s``, it computes them itself.
@@ -28,7 +29,8 @@ any ``n - s`` contributors give the exact total, so each aggregator uses the fir
 ``n - s`` it sees and no consensus is needed.
 
 Waiting is listing with exponential backoff (``poll_min_s`` doubling up to
-``poll_max_s``) under a per-phase deadline; a missed deadline raises
+``poll_max_s``, back to ``poll_min_s`` whenever a listing shows something new) under a
+per-phase deadline; a missed deadline raises
 :class:`~exchange.errors.RoundTimeoutError` naming what was missing. A shard that fails its
 checks (:class:`~exchange.errors.CorruptShardError`) is an erasure: a corrupt contribution
 disqualifies the aggregators that need it, a corrupt merged shard is deleted and
@@ -142,8 +144,9 @@ class RoundStats:
     puts, gets, lists : int
         Requests (a lost ``if_absent`` race still counts as a PUT).
     encode_s, upload_s, wait_s, download_s, reduce_s, decode_s : float
-        Seconds in each phase: encoding and packing shares; writing objects; polling
-        with backoff; reading objects; combining shares at an aggregator; decoding.
+        Seconds in each phase: encoding and packing shares; writing objects (beyond the
+        packing they overlap with); polling with backoff; reading objects; combining
+        shares at an aggregator; decoding.
     takeovers : int
         Merged shards this call computed for another aggregator.
     """
@@ -366,15 +369,15 @@ class Exchange:
             else:
                 flat, layout = np.asarray(update), None
             shares = encode_update(flat, self.code, rng=rng)
-            blobs = [
-                pack_shard(self._header("contrib", r, index=j, worker=worker, contributors=(worker,),
-                                        length=int(flat.size), layout=layout), shares[j])
-                for j in range(self.code.n)
-            ]
         rp = self.round_prefix(r)
+        futures = []
+        for j in range(self.code.n):  # each share uploads while the next one is packed
+            with meter.timed("encode"):
+                blob = pack_shard(self._header("contrib", r, index=j, worker=worker,
+                                               contributors=(worker,), length=int(flat.size),
+                                               layout=layout), shares[j])
+            futures.append(self._pool.submit(meter.put, f"{rp}contrib/{j}/{worker}", blob))
         with meter.timed("upload"):
-            futures = [self._pool.submit(meter.put, f"{rp}contrib/{j}/{worker}", blob)
-                       for j, blob in enumerate(blobs)]
             for fut in futures:
                 fut.result()
             done = pack_shard(self._header("done", r, worker=worker, contributors=(worker,),
@@ -383,10 +386,17 @@ class Exchange:
         return meter.stats
 
     # -- waiting ----------------------------------------------------------------------------
-    def _poll(self, meter: _Meter, probe: Callable[[], object], missing: Callable[[], list[object]]):
-        """Call ``probe`` with exponential backoff until it returns non-None or the deadline."""
+    def _poll(self, meter: _Meter, probe: Callable[[], object], missing: Callable[[], list[object]],
+              progress: Callable[[], int] | None = None):
+        """Call ``probe`` with exponential backoff until it returns non-None or the deadline.
+
+        ``progress`` counts what the probes have seen so far (done markers, merged
+        shards); when it grows, the next objects are likely close behind, so the backoff
+        starts again from ``poll_min_s`` instead of sleeping up to ``poll_max_s`` past them.
+        """
         deadline = time.monotonic() + self.config.deadline_s
         delay = self.config.poll_min_s
+        seen = -1
         while True:
             result = probe()
             if result is not None:
@@ -394,6 +404,10 @@ class Exchange:
             now = time.monotonic()
             if now >= deadline:
                 raise RoundTimeoutError(missing())
+            if progress is not None:
+                count = progress()
+                if count > seen:
+                    seen, delay = count, self.config.poll_min_s
             with meter.timed("wait"):
                 time.sleep(min(delay, deadline - now))
             delay = min(2 * delay, self.config.poll_max_s)
@@ -403,14 +417,20 @@ class Exchange:
         return sorted(int(key[len(prefix):]) for key in meter.list(prefix)
                       if key[len(prefix):].isdigit())
 
-    def _members(self, meter: _Meter, r: int, *, wait: bool = True) -> tuple[int, ...] | None:
-        """The agreed contributor set of round ``r`` (member modes), writing it if first."""
+    def _members(self, meter: _Meter, r: int, *, wait: bool = True,
+                 on_seen: Callable[[list[int]], None] | None = None) -> tuple[int, ...] | None:
+        """The agreed contributor set of round ``r`` (member modes), writing it if first.
+
+        ``on_seen`` is called with the done workers of every listing (for prefetching).
+        """
         key = self.round_prefix(r) + "members"
         quorum = int(self.config.quorum)  # type: ignore[arg-type]
         seen: list[int] = []
 
         def probe() -> tuple[int, ...] | None:
             seen[:] = self._done_workers(meter, r)
+            if on_seen is not None:
+                on_seen(seen)
             if len(seen) < quorum:
                 return None
             mine = tuple(seen[:quorum])
@@ -424,7 +444,7 @@ class Exchange:
 
         if not wait:
             return probe()
-        return self._poll(meter, probe, missing)
+        return self._poll(meter, probe, missing, lambda: len(seen))
 
     # -- aggregate --------------------------------------------------------------------------
     def aggregate(self, r: int, j: int) -> RoundStats:
@@ -460,16 +480,25 @@ class Exchange:
         if self.code.mode in _GRADIENT:
             got = self._gather_any(meter, r, j, wait=wait)
         else:
-            members = self._members(meter, r, wait=wait)
+            early: dict[int, cf.Future] = {}
+            on_seen = None
+            if wait and self.config.quorum == self.code.n:
+                # every done worker will be a member: read its share while the others are
+                # still publishing, instead of after the member set is agreed
+                def on_seen(done: list[int]) -> None:
+                    for w in done:
+                        if w not in early:
+                            early[w] = self._pool.submit(self._fetch_one, meter, r, j, w)
+            members = self._members(meter, r, wait=wait, on_seen=on_seen)
             if members is None:
                 return False
-            got = self._gather(meter, r, j, members)
+            got = self._gather(meter, r, j, members, early)
         if got is None:
             return False
         who, shards = got
         first = shards[0].header
         with meter.timed("reduce"):
-            merged = coded_reduce(np.stack([s.payload for s in shards]), self.code, who)
+            merged = coded_reduce([s.payload for s in shards], self.code, who)
             blob = pack_shard(self._header("merged", r, index=j, contributors=tuple(who),
                                            length=first.length, layout=first.layout), merged)
         with meter.timed("upload"):
@@ -478,15 +507,19 @@ class Exchange:
 
     def _fetch(self, meter: _Meter, keys: Sequence[str], expects: Sequence[dict]) -> list[Shard | Exception]:
         """Download and verify shards in parallel; a failure is returned, not raised."""
-
-        def one(key: str, expect: dict) -> Shard | Exception:
-            try:
-                return unpack_shard(meter.get(key), key=key, expect=expect)
-            except (CorruptShardError, FileNotFoundError) as err:
-                return err
-
         with meter.timed("download"):
-            return list(self._pool.map(one, keys, expects))
+            return list(self._pool.map(self._read_shard, [meter] * len(keys), keys, expects))
+
+    @staticmethod
+    def _read_shard(meter: _Meter, key: str, expect: dict) -> Shard | Exception:
+        try:
+            return unpack_shard(meter.get(key), key=key, expect=expect)
+        except (CorruptShardError, FileNotFoundError) as err:
+            return err
+
+    def _fetch_one(self, meter: _Meter, r: int, j: int, w: int) -> Shard | Exception:
+        """Worker ``w``'s contribution to aggregator ``j`` (a failure is returned)."""
+        return self._read_shard(meter, f"{self.round_prefix(r)}contrib/{j}/{w}", self._contrib_expect(r, j, w))
 
     def _contrib_expect(self, r: int, j: int, w: int) -> dict[str, object]:
         return self._expect("contrib", r, index=j, worker=w)
@@ -499,10 +532,16 @@ class Exchange:
             if (h.length, h.layout, h.shape) != (ref.length, ref.layout, ref.shape):
                 raise CorruptShardError(key, f"length/layout differ from {keys[0]!r}")
 
-    def _gather(self, meter: _Meter, r: int, j: int, members: Sequence[int]) -> tuple[list[int], list[Shard]]:
+    def _gather(self, meter: _Meter, r: int, j: int, members: Sequence[int],
+                early: Mapping[int, cf.Future] | None = None) -> tuple[list[int], list[Shard]]:
         rp = self.round_prefix(r)
         keys = [f"{rp}contrib/{j}/{w}" for w in members]
-        got = self._fetch(meter, keys, [self._contrib_expect(r, j, w) for w in members])
+        early = early or {}
+        rest = [w for w in members if w not in early]
+        fetched = dict(zip(rest, self._fetch(meter, [f"{rp}contrib/{j}/{w}" for w in rest],
+                                             [self._contrib_expect(r, j, w) for w in rest]), strict=True))
+        with meter.timed("download"):
+            got = [early[w].result() if w in early else fetched[w] for w in members]
         for item, key in zip(got, keys, strict=True):
             if isinstance(item, FileNotFoundError):
                 raise CorruptShardError(key, "missing although its worker is done")
@@ -545,7 +584,7 @@ class Exchange:
 
         if not wait:
             return probe()
-        return self._poll(meter, probe, missing)
+        return self._poll(meter, probe, missing, lambda: len(seen))
 
     # -- collect ----------------------------------------------------------------------------
     def collect(self, r: int) -> RoundResult:
@@ -574,15 +613,16 @@ class Exchange:
         meter = _Meter(self.store)
         state = _CollectState(time.monotonic())
         group = self._poll(meter, lambda: self._collect_probe(meter, r, state),
-                           lambda: [f"merged/{j}" for j in range(self.code.n) if j not in state.have])
+                           lambda: [f"merged/{j}" for j in range(self.code.n) if j not in state.have],
+                           lambda: len(state.have))
         with meter.timed("decode"):
             indices = sorted(group)
             if self.code.mode == "secure":  # the first k + t decode exactly; more add nothing
                 indices = indices[: self.code.merged_needed]
             first = group[indices[0]].header
-            stack = np.stack([group[j].payload for j in indices])
+            rows = [group[j].payload for j in indices]
             n_terms = self.code.n if self.code.mode in _GRADIENT else len(first.contributors)
-            total = decode_aggregate(stack, indices, self.code, length=first.length, n_terms=n_terms)
+            total = decode_aggregate(rows, indices, self.code, length=first.length, n_terms=n_terms)
         contributors = sorted({w for j in indices for w in group[j].header.contributors})
         meter.stats.takeovers += state.takeovers
         if meter.put(self._complete_key(r), pack_shard(self._header("complete", r)), if_absent=True):

@@ -246,3 +246,75 @@ def test_gradient_aggregators_with_different_contributor_sets_agree():
     m3 = coded_reduce(shares[[1, 2, 3], 3], spec, [1, 2, 3])
     got = decode_aggregate(np.stack([m0, m3]), [0, 3], spec, length=12, n_terms=n)
     assert _rel(got, partials.sum(0)) < RTOL
+
+
+# -- the fast paths agree with the plain definitions ---------------------------------------
+
+@pytest.mark.parametrize("p", [2**31 - 1, 2**25 - 39, 65521, 7])
+@pytest.mark.parametrize("m, k", [(6, 4), (1, 1), (3, 4), (32, 64)])
+def test_skinny_gfp_product_is_exact(p, m, k):
+    from coding.gfp import _SKINNY_MIN_COLS, gfp_matmul
+
+    rng = np.random.default_rng(p + m + k)
+    n = _SKINNY_MIN_COLS + 3
+    A = rng.integers(0, p, size=(m, k))
+    B = rng.integers(0, p, size=(k, n))
+    A[0, :] = p - 1  # the largest terms
+    B[:, :2] = p - 1
+    want = (A.astype(object) @ B.astype(object)) % p
+    assert np.array_equal(gfp_matmul(A, B, p), want.astype(np.int64))
+    assert np.array_equal(gfp_matmul(A, B.astype(np.uint32), p), want.astype(np.int64))
+
+
+@needs_shamir
+@pytest.mark.parametrize("length", [0, 1, 5, 1000, 3 * 4096 + 1])
+def test_secure_shares_are_the_packed_shamir_shares_of_the_limbs(length):
+    from coding.shamir import SecretShareCode
+
+    spec = CodeSpec("secure", 6, k=3, t=1)
+    x = np.random.default_rng(length).normal(size=length) * 50
+    if length:
+        x[0] = np.nextafter(2.0**14, 0.0)  # the top of the range: rounds up to 2**(F+I)
+    limbs = quantize_limbs(x, spec).reshape(-1)
+    m = spec.share_length(length)
+    X = np.zeros(3 * m, dtype=np.int64)
+    X[: limbs.size] = limbs
+    code = SecretShareCode(6, 3, 1, p=spec.p)
+    masks = np.random.default_rng(9).integers(0, spec.p, size=(1, m), dtype=np.int64)
+    U = code._U.astype(object)
+    want = (U @ np.concatenate([X.reshape(3, m), masks]).astype(object)) % spec.p
+    got = encode_update(x, spec, rng=np.random.default_rng(9))
+    assert got.dtype == np.uint32
+    assert np.array_equal(got.astype(np.int64), want.astype(np.int64).reshape(6, m))
+
+
+@needs_shamir
+def test_secure_float_decode_equals_the_integer_limb_path():
+    spec = CodeSpec("secure", 6, k=2, t=2)
+    ups = np.random.default_rng(3).normal(size=(6, 777)) * 1000
+    shares = np.stack([encode_update(u, spec) for u in ups])
+    merged = np.stack([coded_reduce(shares[:, j], spec, range(6)) for j in range(6)])
+    for idx in ([5, 0, 3, 2], [1, 2, 3, 4, 5]):
+        want = limbs_to_float(decode_limb_sums(merged[idx], idx, spec, 777), spec, 6)
+        got = decode_aggregate([merged[j] for j in idx], idx, spec, length=777, n_terms=6)
+        assert np.array_equal(got, want)
+    assert _rel(got, ups.sum(axis=0)) < RTOL
+
+
+@pytest.mark.parametrize("mode", ["plain", "backup", "mds", "gradient", "gradient+mds", "secure"])
+def test_row_lists_give_the_same_results_as_stacked_arrays(mode):
+    if mode == "secure" and not HAS_SHAMIR or mode.startswith("gradient") and not HAS_GRADIENT:
+        pytest.skip("code not available")
+    spec = CodeSpec(mode, 5, **({"s": 1} if mode in ("backup", "gradient", "gradient+mds") else {}),
+                    **({"t": 1} if mode == "secure" else {}))
+    ups = np.random.default_rng(4).normal(size=(5, 101))
+    shares = np.stack([encode_update(u, spec, rng=np.random.default_rng(1)) for u in ups])
+    who = list(range(spec.contributions_needed))
+    merged = np.stack([coded_reduce(shares[who, j], spec, who) for j in range(5)])
+    for j in range(5):
+        rows = [shares[w, j] for w in who]
+        assert np.array_equal(coded_reduce(rows, spec, who), merged[j])
+    idx = [4, 2, 0, 1, 3][: spec.merged_needed]  # sliced modes need all five
+    stacked = decode_aggregate(merged[idx], idx, spec, length=101, n_terms=len(who))
+    listed = decode_aggregate([merged[j] for j in idx], idx, spec, length=101, n_terms=len(who))
+    assert np.array_equal(stacked, listed)
