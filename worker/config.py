@@ -36,6 +36,7 @@ __all__ = [
 MODES = ("plain", "backup", "mds", "gradient", "secure")
 LAUNCHERS = ("local", "ray", "lambda")
 STRAGGLE_KINDS = ("fixed", "shiftexp", "crash", "dead")
+STRAGGLE_ROLES = ("trainer", "aggregator")
 
 # Largest prime below 2^31: the default modulus of the secure (GF(p)) mode.
 DEFAULT_PRIME = 2**31 - 1
@@ -64,6 +65,10 @@ class Straggle:
         The worker it applies to; ``None`` means every worker.
     delay, shift, rate, prob : float
         The parameters of the kind (others are ignored).
+    role : {"trainer", "aggregator"}
+        Which of the worker's jobs a delay holds back: ``trainer`` sleeps before
+        publishing its update (what gradient codes tolerate), ``aggregator`` before
+        combining its shard (what MDS codes tolerate).
     """
 
     kind: str = "fixed"
@@ -72,6 +77,7 @@ class Straggle:
     shift: float = 0.0
     rate: float = 1.0
     prob: float = 0.0
+    role: str = "trainer"
 
     def __post_init__(self) -> None:
         if self.kind not in STRAGGLE_KINDS:
@@ -84,6 +90,9 @@ class Straggle:
         check_real("straggle.shift", self.shift, low=0.0)
         check_real("straggle.rate", self.rate, low=0.0, low_open=True)
         check_real("straggle.prob", self.prob, low=0.0, high=1.0)
+        if self.role not in STRAGGLE_ROLES:
+            raise ConfigError(f"Argument 'straggle.role' must be one of "
+                              f"{', '.join(STRAGGLE_ROLES)}, not {self.role!r}.")
 
     def applies_to(self, worker: int) -> bool:
         """Whether this rule affects ``worker``."""
@@ -95,6 +104,8 @@ class Straggle:
                   "dead": ()}[self.kind]
         parts = [] if self.worker is None else [f"worker={self.worker}"]
         parts += [f"{name}={getattr(self, name):g}" for name in params]
+        if self.role != "trainer":
+            parts.append(f"role={self.role}")
         return f"{self.kind}:{','.join(parts)}"
 
 
@@ -126,8 +137,11 @@ def parse_straggle(text: str) -> tuple[Straggle, ...]:
         for item in filter(None, (p.strip() for p in body.split(","))):
             name, eq, raw = item.partition("=")
             name = _STRAGGLE_ALIASES.get(name.strip(), name.strip())
-            if not eq or name not in ("worker", "delay", "shift", "rate", "prob"):
+            if not eq or name not in ("worker", "delay", "shift", "rate", "prob", "role"):
                 raise ConfigError(f"Argument 'straggle' has a malformed item {item!r} in {chunk!r}.")
+            if name == "role":
+                values[name] = raw.strip()
+                continue
             try:
                 values[name] = int(raw) if name == "worker" else float(raw)
             except ValueError:

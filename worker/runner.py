@@ -141,11 +141,11 @@ def session_prefix(job: str, worker: int) -> str:
     return f"{job}/sessions/worker-{worker:04d}/"
 
 
-def straggle_delay(cfg: RunConfig, worker: int, r: int) -> float:
-    """Seconds worker ``worker`` is held back in round ``r`` (fixed plus shifted-exponential)."""
+def straggle_delay(cfg: RunConfig, worker: int, r: int, role: str = "trainer") -> float:
+    """Seconds worker ``worker``'s ``role`` is held back in round ``r`` (fixed + shifted-exp)."""
     delay = 0.0
     for i, rule in enumerate(cfg.straggle):
-        if not rule.applies_to(worker):
+        if not rule.applies_to(worker) or rule.role != role:
             continue
         if rule.kind == "fixed":
             delay += rule.delay
@@ -285,6 +285,9 @@ class _Worker:
         if crashes(cfg, w, r, self.attempt):
             raise WorkerCrash(f"worker {w} crashed (injected) in round {r}, attempt {self.attempt}")
         stats = self.exchange.publish(r, w, update)
+        hold = straggle_delay(cfg, w, r, role="aggregator")
+        time.sleep(hold)
+        rec.delay_s += hold
         try:
             stats = stats + self.exchange.aggregate(r, w)
         except (KofnError, FileNotFoundError) as err:  # decoded around, or taken over
