@@ -37,7 +37,6 @@ straggler-free one and plain >= 1.5x; gradient's final loss equals plain's.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import threading
@@ -192,18 +191,9 @@ def _traffic(records: list[dict[str, Any]], rounds: int) -> dict[str, float]:
 
 def _cost(cfg: Any, store: Any, trigger_stats: Any, wall_s: float) -> Any:
     """The AWS cost table of one job, as ``kofn train`` prices it."""
-    from worker.cost import Usage, estimate_cost, load_prices
+    from worker.cost import job_cost
 
-    sessions = [json.loads(store.get(k)) for k in store.list(f"{cfg.job}/sessions/")]
-    usage = Usage(
-        worker_seconds=sum(float(s.get("wall_s", 0.0)) for s in sessions),
-        invocations=len(sessions),
-        puts=trigger_stats.puts + sum(int(s.get("puts", 0)) for s in sessions),
-        gets=trigger_stats.gets + sum(int(s.get("gets", 0)) for s in sessions),
-        lists=trigger_stats.lists + sum(int(s.get("lists", 0)) for s in sessions),
-        wall_seconds=wall_s, workers=cfg.workers)
-    return estimate_cost(usage, load_prices(), memory_mb=cfg.lambda_memory_mb,
-                         ephemeral_mb=cfg.lambda_ephemeral_mb, ec2_instance=cfg.ec2_instance)
+    return job_cost(cfg, store, trigger_stats, wall_s)
 
 
 def _model(cfg: Any) -> Any:

@@ -47,6 +47,26 @@ from .gfp import MAX_PRIME, as_gfp, galois_field, gfp_inv, gfp_matmul, gfp_vande
 __all__ = ["PolynomialCode"]
 
 
+def split_blocks(A: np.ndarray, B: np.ndarray, ka: int, kb: int,
+                 dtype: np.dtype | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pad ``A`` (m, d) into ``ka`` row blocks and ``B`` (d, q) into ``kb`` column blocks.
+
+    Returns ``(ka, ceil(m/ka), d)`` and ``(kb, d, ceil(q/kb))`` arrays; raises a one-line
+    ``ValueError`` when the shapes do not multiply.
+    """
+    if A.shape[1] != B.shape[0]:
+        raise ValueError(
+            f"Arguments 'A' and 'B' have shapes {A.shape} and {B.shape}, which do not multiply."
+        )
+    (m, d), q = A.shape, B.shape[1]
+    rows, cols = -(-m // ka), -(-q // kb)
+    Ap = np.zeros((ka * rows, d), dtype=dtype or A.dtype)
+    Ap[:m] = A
+    Bp = np.zeros((d, kb * cols), dtype=dtype or B.dtype)
+    Bp[:, :q] = B
+    return Ap.reshape(ka, rows, d), Bp.reshape(d, kb, cols).transpose(1, 0, 2)
+
+
 def _check_indices(indices: object, n: int, count: int, needed: int, what: str) -> list[int]:
     """Validate result indices: ints in [0, n), one per result, distinct, at least ``needed``."""
     try:
@@ -204,22 +224,10 @@ class PolynomialCode:
         A_shares : numpy.ndarray, shape (n, ceil(m/ka), d)
         B_shares : numpy.ndarray, shape (n, d, ceil(q/kb))
         """
-        A = self._as_matrix("A", A)
-        B = self._as_matrix("B", B)
-        if A.shape[1] != B.shape[0]:
-            raise ValueError(
-                f"Arguments 'A' and 'B' have shapes {A.shape} and {B.shape}, which do not multiply."
-            )
-        (m, d), q = A.shape, B.shape[1]
-        rows, cols = -(-m // self._ka), -(-q // self._kb)
-        Ap = np.zeros((self._ka * rows, d), dtype=A.dtype)
-        Ap[:m] = A
-        Bp = np.zeros((d, self._kb * cols), dtype=B.dtype)
-        Bp[:, :q] = B
-        A_blocks = Ap.reshape(self._ka, rows, d)
-        B_blocks = Bp.reshape(d, self._kb, cols).transpose(1, 0, 2)
+        A, B = self._as_matrix("A", A), self._as_matrix("B", B)
+        A_blocks, B_blocks = split_blocks(A, B, self._ka, self._kb)
         EA, EB = self._encoders()
-        self._shape = (m, q)
+        self._shape = (A.shape[0], B.shape[1])
         return self._mix(EA, A_blocks), self._mix(EB, B_blocks)
 
     def _encoders(self) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from ._validate import check_int, check_prime
 from .gfp import MAX_PRIME, as_gfp, galois_field, gfp_inv, gfp_matmul, gfp_random, gfp_vandermonde
-from .polynomial import _check_indices
+from .polynomial import _check_indices, split_blocks
 
 __all__ = ["SecureMatMulCode"]
 
@@ -166,18 +166,9 @@ class SecureMatMulCode:
     def _blocks(self, A: object, B: object) -> tuple[np.ndarray, np.ndarray]:
         A = self._matrix("A", A)
         B = self._matrix("B", B)
-        if A.shape[1] != B.shape[0]:
-            raise ValueError(
-                f"Arguments 'A' and 'B' have shapes {A.shape} and {B.shape}, which do not multiply."
-            )
-        (m, d), q = A.shape, B.shape[1]
-        rows, cols = -(-m // self._ka), -(-q // self._kb)
-        Ap = np.zeros((self._ka * rows, d), dtype=np.int64)
-        Ap[:m] = A
-        Bp = np.zeros((d, self._kb * cols), dtype=np.int64)
-        Bp[:, :q] = B
-        self._shape = (m, q)
-        return Ap.reshape(self._ka, rows, d), Bp.reshape(d, self._kb, cols).transpose(1, 0, 2)
+        blocks = split_blocks(A, B, self._ka, self._kb, np.int64)
+        self._shape = (A.shape[0], B.shape[1])
+        return blocks
 
     def _encode_with_masks(self, A_blocks, B_blocks, R, S) -> tuple[np.ndarray, np.ndarray]:
         """Encode block stacks with given masks (tests and the privacy checks use this)."""

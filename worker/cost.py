@@ -23,7 +23,8 @@ from typing import Any
 from coding._validate import check_int, check_real
 from worker.config import ConfigError
 
-__all__ = ["PRICES_PATH", "CostLine", "CostTable", "Prices", "Usage", "estimate_cost", "load_prices"]
+__all__ = ["PRICES_PATH", "CostLine", "CostTable", "Prices", "Usage", "estimate_cost", "job_cost",
+           "load_prices"]
 
 #: The bundled price file.
 PRICES_PATH = Path(__file__).with_name("data") / "prices.toml"
@@ -250,6 +251,31 @@ def estimate_cost(
     ec2 = _line(f"EC2 baseline ({usage.workers} x {ec2_instance}, on demand)", hours,
                 "instance-h", prices.ec2_hourly[ec2_instance])
     return CostTable(lines, sum(ln.cost for ln in lines), ec2, prices)
+
+
+def job_cost(cfg: Any, store: Any, own: Any, wall_s: float) -> CostTable:
+    """The cost table of a finished job from its workers' session records in the store.
+
+    ``own`` holds the caller's (the trigger's) request counts (``puts``, ``gets``,
+    ``lists``); unreadable session records are skipped.
+    """
+    import json
+
+    sessions = []
+    for key in store.list(f"{cfg.job}/sessions/"):
+        try:
+            sessions.append(json.loads(store.get(key)))
+        except (FileNotFoundError, ValueError):
+            continue
+    usage = Usage(
+        worker_seconds=sum(float(s.get("wall_s", 0.0)) for s in sessions),
+        invocations=len(sessions),
+        puts=own.puts + sum(int(s.get("puts", 0)) for s in sessions),
+        gets=own.gets + sum(int(s.get("gets", 0)) for s in sessions),
+        lists=own.lists + sum(int(s.get("lists", 0)) for s in sessions),
+        wall_seconds=wall_s, workers=cfg.workers)
+    return estimate_cost(usage, load_prices(), memory_mb=cfg.lambda_memory_mb,
+                         ephemeral_mb=cfg.lambda_ephemeral_mb, ec2_instance=cfg.ec2_instance)
 
 
 def _line(item: str, quantity: float, unit: str, unit_price: float) -> CostLine:

@@ -204,24 +204,9 @@ def _finish(cfg: RunConfig, store: Any, manifest: Any, result: JobResult, wall_s
 
 
 def _cost(cfg: RunConfig, store: Any, wall_s: float) -> Any:
-    from worker.cost import Usage, estimate_cost, load_prices
+    from worker.cost import job_cost
 
-    sessions = []
-    for key in store.list(f"{cfg.job}/sessions/"):
-        try:
-            sessions.append(json.loads(store.get(key)))
-        except (FileNotFoundError, ValueError):
-            continue
-    own = store.stats
-    usage = Usage(
-        worker_seconds=sum(float(s.get("wall_s", 0.0)) for s in sessions),
-        invocations=len(sessions),
-        puts=own.puts + sum(int(s.get("puts", 0)) for s in sessions),
-        gets=own.gets + sum(int(s.get("gets", 0)) for s in sessions),
-        lists=own.lists + sum(int(s.get("lists", 0)) for s in sessions),
-        wall_seconds=wall_s, workers=cfg.workers)
-    return estimate_cost(usage, load_prices(), memory_mb=cfg.lambda_memory_mb,
-                         ephemeral_mb=cfg.lambda_ephemeral_mb, ec2_instance=cfg.ec2_instance)
+    return job_cost(cfg, store, store.stats, wall_s)
 
 
 def _evaluate(cfg: RunConfig, store: Any, state: dict[str, Any], log: Callable[[str], None]) -> Any:
