@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -238,6 +239,7 @@ class _Worker:
                                         min_size=cfg.min_size, max_size=cfg.max_size)
         self.exchange = exchange_for(cfg, store)
         self.coefficients = self._coefficients()
+        self._duty = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kofn-agg-{spec.worker}")
 
     def _coefficients(self) -> list[float]:
         if self.cfg.mode != "gradient":
@@ -285,15 +287,16 @@ class _Worker:
         if crashes(cfg, w, r, self.attempt):
             raise WorkerCrash(f"worker {w} crashed (injected) in round {r}, attempt {self.attempt}")
         stats = self.exchange.publish(r, w, update)
+        # Aggregating shard w is a duty to the others, not a step of this worker's own
+        # round: it runs beside collect, so a slow aggregator (what MDS codes tolerate)
+        # does not hold back its own trainer, which would make it a slow trainer next round.
         hold = straggle_delay(cfg, w, r, role="aggregator")
-        time.sleep(hold)
         rec.delay_s += hold
-        try:
-            stats = stats + self.exchange.aggregate(r, w)
-        except (KofnError, FileNotFoundError) as err:  # decoded around, or taken over
-            log.warning("round %d worker %d: own aggregation failed: %s", r, w, err)
+        duty = self._duty.submit(self._aggregate, r, hold)
         result = self.exchange.collect(r)
         stats = stats + result.stats
+        if duty.done() and duty.result() is not None:
+            stats = stats + duty.result()
         t_apply = time.perf_counter()
         mean = result.mean
         from exchange.layout import unflatten
@@ -313,6 +316,20 @@ class _Worker:
         rec.wall_s = time.perf_counter() - t_start
         self.store.put(stats_key(cfg.job, r, w), json.dumps(asdict(rec)).encode())
         return new_state, rec, delta
+
+    def _aggregate(self, r: int, hold: float) -> Any:
+        """This worker's aggregation duty for round ``r`` (after an injected ``hold``)."""
+        time.sleep(hold)
+        try:
+            return self.exchange.aggregate(r, self.worker)
+        except (KofnError, FileNotFoundError) as err:  # decoded around, or taken over
+            log.warning("round %d worker %d: own aggregation failed: %s", r, self.worker, err)
+            return None
+
+    def close(self) -> None:
+        """Finish the aggregation duty still running, then release the exchange."""
+        self._duty.shutdown(wait=True)
+        self.exchange.close()
 
     def _checkpoint(self, r: int, state: dict[str, np.ndarray]) -> None:
         key = checkpoint_key(self.cfg.job, r)
@@ -392,7 +409,7 @@ def run_worker(
                     on_round(records[-1], delta)
                 r += 1
         finally:
-            w.exchange.close()
+            w.close()
     except WorkerCrash:
         outcome = "crash"
         raise
