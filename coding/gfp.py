@@ -128,15 +128,20 @@ class MatmulPlan:
 
 
 def _candidates(p: int):
-    """Yield (limbs_a, limbs_b, shift, largest term, headroom) for each split considered."""
+    """Yield (limbs_a, limbs_b, shift, largest term, headroom) for each split considered.
+
+    When only the left operand is split (``limbs_b == 1``), the right operand is used in the
+    balanced range ``(-p/2, p/2]``, which halves every term and doubles the exact chunk.
+    """
     bits = (p - 1).bit_length()
-    yield 1, 1, bits, (p - 1) ** 2, 0
+    half = p // 2
+    yield 1, 1, bits, (p - 1) * half, 0
     for la in range(2, 5):
         s = -(-bits // la)
         if bits + s > 50:  # the Horner step acc*2^s + x must stay far below 2^52
             continue
         # Horner adds an unreduced limb product to acc*2^s with |acc| < p: leave headroom.
-        yield la, 1, s, ((1 << s) - 1) * (p - 1), p << s
+        yield la, 1, s, ((1 << s) - 1) * half, p << s
     for L in range(2, 5):
         s = -(-bits // L)
         if bits + s > 50:
@@ -219,16 +224,16 @@ def _split_rows(X: np.ndarray, n: int, s: int) -> np.ndarray:
     Works in float64, where scaling by a power of two and ``floor`` are exact.
     """
     m = X.shape[0]
-    Xf = X.astype(np.float64)
     if n == 1:
-        return Xf
+        return X.astype(np.float64)
     out = np.empty((n * m,) + X.shape[1:], dtype=np.float64)
-    for i in range(n - 1, 0, -1):
-        hi = out[i * m : (i + 1) * m]
-        np.multiply(Xf, 2.0 ** -(s * i), out=hi)
-        np.floor(hi, out=hi)
-        Xf -= hi * 2.0 ** (s * i)
-    out[:m] = Xf
+    limb = np.empty(X.shape, dtype=np.int64)
+    mask = (1 << s) - 1
+    for i in range(n):
+        np.right_shift(X, s * i, out=limb)
+        if i < n - 1:
+            np.bitwise_and(limb, mask, out=limb)
+        out[i * m : (i + 1) * m] = limb
     return out
 
 
@@ -266,7 +271,11 @@ def _matmul_float(A: np.ndarray, B: np.ndarray, plan: MatmulPlan, p: int) -> np.
     n = B.shape[1]
     la, lb, s = plan.limbs_a, plan.limbs_b, plan.shift
     Af = _split_rows(A, la, s)
-    Bf = B.astype(np.float64) if lb == 1 else _split_rows(B.T, lb, s).T
+    if lb == 1:  # balanced range (-p/2, p/2]: see _candidates
+        Bf = B.astype(np.float64)
+        Bf -= (Bf > p // 2) * float(p)
+    else:
+        Bf = _split_rows(B.T, lb, s).T
     if plan.n_chunks == 1:
         P = Af @ Bf
     else:
