@@ -309,7 +309,8 @@ def _skinny_shift(p: int, k: int) -> tuple[int, int]:
     raise ValueError(f"Argument 'A' has an inner dimension k={k} too long for the skinny path.")
 
 
-def _skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray) -> np.ndarray:
+def _skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray, *,
+                   width: int | None = None) -> np.ndarray:
     """``out[...] = A @ B mod p`` for a small ``A`` (m, k) and a wide ``B`` (k, n).
 
     The generic plan is tuned for square products; here the work is one pass over ``B``,
@@ -329,6 +330,9 @@ def _skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray) -> np.
         The prime modulus.
     out : numpy.ndarray, shape (m, n)
         Any integer or float dtype that holds ``[0, p)``; returned.
+    width : int, optional
+        Columns per block (default: the stacked limb products fill 1 MiB); callers that
+        stream their own blocks pass their block width, so each call is one block.
     """
     m, k = A.shape
     n = B.shape[1]
@@ -336,7 +340,8 @@ def _skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray) -> np.
     mask = (1 << s) - 1
     # high limb first, so Horner runs down the stacked rows
     Af = np.concatenate([(A >> (s * i)) & mask for i in range(la - 1, -1, -1)]).astype(np.float64)
-    width = max(256, _SKINNY_BLOCK_BYTES // (8 * max(k, la * m)))
+    if width is None:
+        width = max(256, _SKINNY_BLOCK_BYTES // (8 * max(k, la * m)))
     shift, inv_p = float(1 << s), 1.0 / p
     P = np.empty((la * m, width))
     q = np.empty((m, width))

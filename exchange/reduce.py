@@ -52,18 +52,31 @@ share carries ``2 / k`` uint32 words per entry against ``1 / k`` float64 words f
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from coding._blas import single_thread_blas
-from coding._validate import check_int, check_prime
-from coding.errors import DuplicateIndexError, NotEnoughShardsError, OverflowRiskError
-from coding.gfp import gfp_random
+from coding._validate import check_int
+from coding.errors import NotEnoughShardsError
+from exchange.codespec import (
+    _SLICED,
+    MODES,
+    CodeSpec,
+    _check_indices,
+    _check_update,
+    _gradient,
+    _mds,
+    _rows,
+)
+from exchange.fixed_point import (
+    decode_limb_sums,
+    decode_secure,
+    encode_secure,
+    limbs_to_float,
+    quantize_limbs,
+    reduce_secure,
+)
 
 __all__ = [
     "MODES",
@@ -77,267 +90,14 @@ __all__ = [
     "reference_round",
 ]
 
-MODES = ("plain", "backup", "mds", "gradient", "gradient+mds", "secure")
-_SLICED = ("plain", "backup", "gradient")
-
-
-@dataclass(frozen=True)
-class CodeSpec:
-    """The code a round uses: mode and parameters, validated on construction.
-
-    Parameters
-    ----------
-    mode : str
-        One of ``MODES``; see the module docstring.
-    n : int
-        Number of workers, each also aggregator of one merged shard (``n >= 1``).
-    k : int, optional
-        ``mds``/``gradient+mds``: merged shards needed to decode (default ``n - s``).
-        ``secure``: message rows per share; any ``k + t`` merged shards decode (default
-        ``n - t``, so every aggregator is needed; pick ``k < n - t`` for slack). Other
-        modes slice updates ``n`` ways and require ``k`` unset or ``n``.
-    s : int, optional
-        ``backup``/``gradient``/``gradient+mds``: stragglers tolerated among
-        contributions (``0 <= s < n``). ``mds``: only the default for ``k``. Must be 0 in
-        ``plain`` and ``secure``.
-    t : int, optional
-        ``secure`` only: colluding aggregators tolerated, ``1 <= t <= n - k``. Any ``t``
-        is allowed relative to ``k`` (``t >= k`` only costs bandwidth); elsewhere it must
-        be 0.
-    p : int, optional
-        ``secure``: the prime field, at most ``2**31 - 1`` (shares are stored as uint32).
-    frac_bits, int_bits, limb_bits : int, optional
-        ``secure`` fixed point: fractional bits, integer range ``|x| < 2**int_bits`` and
-        limb width; see the module docstring.
-    seed : int, optional
-        Seed of the real MDS generator (every party must use the same).
-    """
-
-    mode: str
-    n: int
-    k: int | None = None
-    s: int = 0
-    t: int = 0
-    p: int = 2**31 - 1
-    frac_bits: int = 32
-    int_bits: int = 14
-    limb_bits: int = 24
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"Argument 'mode' must be one of {', '.join(MODES)}, not {self.mode!r}.")
-        n = check_int("n", self.n, low=1)
-        s = check_int("s", self.s, low=0, high=n - 1, high_name="n-1")
-        t = check_int("t", self.t, low=0)
-        if self.mode in ("plain", "secure") and s != 0:
-            raise ValueError(f"Argument 's' must be 0 in {self.mode} mode, not {s}.")
-        if self.mode != "secure" and t != 0:
-            raise ValueError(f"Argument 't' must be 0 outside secure mode, not {t}.")
-        if self.mode == "secure":
-            check_int("t", t, low=1, high=n - 1, high_name="n-1")
-            default_k = n - t
-        elif self.mode in ("mds", "gradient+mds"):
-            default_k = n - s
-        else:
-            default_k = n
-        k = default_k if self.k is None else check_int("k", self.k, low=1, high=n, high_name="n")
-        if self.mode in _SLICED and k != n:
-            raise ValueError(f"Argument 'k' must be n={n} (or unset) in {self.mode} mode, not {k}.")
-        if self.mode == "secure":
-            check_int("t", t, high=n - k, high_name=f"n-k={n}-{k}")
-        object.__setattr__(self, "k", k)
-        for name in ("n", "s", "t", "seed"):
-            object.__setattr__(self, name, int(getattr(self, name)))
-        if self.mode == "secure":
-            self._check_fixed_point()
-
-    def _check_fixed_point(self) -> None:
-        p = check_prime("p", self.p, high=2**31 - 1)
-        f = check_int("frac_bits", self.frac_bits, low=0, high=52)
-        i = check_int("int_bits", self.int_bits, low=1, high=52 - f, high_name=f"52-frac_bits={52 - f}")
-        b = check_int("limb_bits", self.limb_bits, low=1, high=30)
-        if self.n * ((1 << b) - 1) >= p:
-            raise OverflowRiskError(
-                f"Secure sums can wrap: n * (2**limb_bits - 1) = {self.n * ((1 << b) - 1)} must be "
-                f"below p={p}; lower 'limb_bits' (now {b}) or use fewer workers."
-            )
-        if self.n * (1 << (f + i + 1)) >= 1 << 53:
-            raise OverflowRiskError(
-                f"Secure sums can lose precision: n * 2**(frac_bits+int_bits+1) = 2**"
-                f"{math.log2(self.n) + f + i + 1:.1f} must be below 2**53; lower 'frac_bits' "
-                f"or 'int_bits'."
-            )
-
-    @property
-    def field(self) -> int | None:
-        """The prime ``p`` of the field the shares live in, or ``None`` for the reals."""
-        return self.p if self.mode == "secure" else None
-
-    @property
-    def contributions_needed(self) -> int:
-        """How many workers' contributions an aggregator combines (at least)."""
-        return self.n - self.s if self.mode in ("backup", "gradient", "gradient+mds") else self.n
-
-    @property
-    def merged_needed(self) -> int:
-        """How many distinct merged shards decode the sum."""
-        if self.mode == "secure":
-            return self.k + self.t
-        return self.k
-
-    @property
-    def n_limbs(self) -> int:
-        """Limbs per entry in secure mode (0 otherwise)."""
-        if self.mode != "secure":
-            return 0
-        return -(-(self.frac_bits + self.int_bits + 1) // self.limb_bits)
-
-    @property
-    def share_dtype(self) -> str:
-        """Little-endian dtype of shares and merged shards on the wire."""
-        return "<u4" if self.mode == "secure" else "<f8"
-
-    def share_length(self, length: int) -> int:
-        """Entries in one share for a flat update of ``length`` entries."""
-        length = check_int("length", length, low=0)
-        if self.mode == "secure":
-            length *= self.n_limbs
-        return -(-length // self.k)
-
-    def to_json(self) -> dict[str, object]:
-        """Return a JSON-ready dict (recorded in every shard header)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> CodeSpec:
-        """Rebuild from :meth:`to_json` output."""
-        return cls(**data)  # type: ignore[arg-type]
-
-
-# -- code objects, built once per parameter set ------------------------------------------
-
-@functools.lru_cache(maxsize=32)
-def _mds(n: int, k: int, seed: int):
-    from coding.mds import MDSCode
-
-    return MDSCode(n, k, seed=seed)
-
-
-@functools.lru_cache(maxsize=32)
-def _gradient(n: int, s: int):
-    from coding.gradient import GradientCode
-
-    return GradientCode(n, s)
-
-
-@functools.lru_cache(maxsize=32)
-def _shamir(n: int, k: int, t: int, p: int):
-    from coding.shamir import SecretShareCode
-
-    return SecretShareCode(n, k, t, p=p)
-
-
-def _rows(flat: np.ndarray, k: int) -> np.ndarray:
-    """Zero-pad a 1-D vector to a multiple of ``k`` and view it as ``k`` rows."""
-    m = -(-flat.size // k)
-    if flat.size == k * m:
-        return flat.reshape(k, m)
-    out = np.zeros(k * m, dtype=flat.dtype)
-    out[: flat.size] = flat
-    return out.reshape(k, m)
-
-
-def _check_update(update: object, name: str = "update") -> np.ndarray:
-    arr = np.asarray(update)
-    if arr.ndim != 1 or arr.dtype.kind not in "biuf":
-        raise ValueError(f"Argument {name!r} must be a 1-D numeric array, not {arr.dtype} shape {arr.shape}.")
-    arr = arr.astype(np.float64, copy=False)
-    # min and max propagate NaN and show an infinity: two reductions, no temporary
-    if arr.size and not (math.isfinite(float(arr.min())) and math.isfinite(float(arr.max()))):
-        raise ValueError(f"Argument {name!r} must be finite; it has NaN or infinite entries.")
-    return arr
-
-
-def _check_indices(indices: Sequence[int], n: int, name: str) -> list[int]:
-    out = [check_int(name, i, low=0, high=n - 1, high_name="n-1") for i in indices]
-    seen: set[int] = set()
-    for i in out:
-        if i in seen:
-            raise DuplicateIndexError(i)
-        seen.add(i)
-    return out
-
-
-# -- secure fixed point --------------------------------------------------------------------
-
-def quantize_limbs(update: np.ndarray, spec: CodeSpec) -> np.ndarray:
-    """Quantize a float vector to offset fixed point and split it into limbs.
-
-    Parameters
-    ----------
-    update : numpy.ndarray
-        1-D float vector with ``|x| < 2**spec.int_bits``.
-    spec : CodeSpec
-        A ``secure`` spec.
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (spec.n_limbs, len(update))
-        Limb ``l`` of ``rint(x * 2**frac_bits) + 2**(frac_bits + int_bits)``.
-
-    Raises
-    ------
-    OverflowRiskError
-        If an entry is outside the configured range.
-    """
-    _check_secure(spec)
-    x = _check_update(update)
-    _check_range(x, spec)
-    u = np.rint(x * float(2**spec.frac_bits)).astype(np.int64) + (1 << (spec.frac_bits + spec.int_bits))
-    mask = (1 << spec.limb_bits) - 1
-    limbs = np.empty((spec.n_limbs, x.size), dtype=np.int64)
-    for i in range(spec.n_limbs):
-        limbs[i] = (u >> (spec.limb_bits * i)) & mask
-    return limbs
-
-
-def limbs_to_float(limb_sums: np.ndarray, spec: CodeSpec, n_terms: int) -> np.ndarray:
-    """Recombine summed limbs of ``n_terms`` updates into the float64 sum.
-
-    Parameters
-    ----------
-    limb_sums : numpy.ndarray of int, shape (spec.n_limbs, L)
-        Exact sums of :func:`quantize_limbs` outputs.
-    spec : CodeSpec
-        The ``secure`` spec.
-    n_terms : int
-        How many updates were summed (their offsets are removed).
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (L,)
-    """
-    _check_secure(spec)
-    n_terms = check_int("n_terms", n_terms, low=0)
-    limb_sums = np.asarray(limb_sums, dtype=np.int64)
-    if limb_sums.ndim != 2 or limb_sums.shape[0] != spec.n_limbs:
-        raise ValueError(f"Argument 'limb_sums' must have shape ({spec.n_limbs}, L), not {limb_sums.shape}.")
-    total = np.zeros(limb_sums.shape[1], dtype=np.int64)
-    for i in reversed(range(spec.n_limbs)):
-        total = (total << spec.limb_bits) + limb_sums[i]
-    total -= n_terms * (1 << (spec.frac_bits + spec.int_bits))
-    return total.astype(np.float64) / float(2**spec.frac_bits)
-
-
-def _check_secure(spec: CodeSpec) -> None:
-    if not isinstance(spec, CodeSpec) or spec.mode != "secure":
-        raise ValueError(f"Argument 'spec' must be a secure-mode CodeSpec, not {spec!r}.")
+# Columns per chunk of the weighted sums: a chunk of every row stays in L2.
+_CHUNK = 1 << 16
 
 
 # -- the three steps -----------------------------------------------------------------------
 
-def encode_update(update: np.ndarray, spec: CodeSpec, *, rng: np.random.Generator | None = None) -> np.ndarray:
+def encode_update(update: np.ndarray, spec: CodeSpec, *, rng: np.random.Generator | None = None,
+                  out: Sequence[np.ndarray] | None = None) -> np.ndarray | Sequence[np.ndarray]:
     """Turn one worker's flat update into its ``n`` shares; share ``j`` goes to aggregator ``j``.
 
     Parameters
@@ -349,6 +109,10 @@ def encode_update(update: np.ndarray, spec: CodeSpec, *, rng: np.random.Generato
     rng : numpy.random.Generator, optional
         ``secure`` only, for reproducible tests: the share masks. By default they come
         from the operating system's CSPRNG; a ``Generator`` must not protect real data.
+    out : sequence of ``spec.n`` writable 1-D arrays, optional
+        ``secure`` only: write share ``j`` into ``out[j]`` (``spec.share_length(len(update))``
+        entries), for example the payload of the shard object it is uploaded in, and
+        return ``out``.
 
     Returns
     -------
@@ -358,71 +122,13 @@ def encode_update(update: np.ndarray, spec: CodeSpec, *, rng: np.random.Generato
     if not isinstance(spec, CodeSpec):
         raise TypeError(f"Argument 'spec' must be a CodeSpec, not {type(spec).__name__}.")
     x = _check_update(update)
+    if out is not None and spec.mode != "secure":
+        raise ValueError(f"Argument 'out' is for secure mode only, not {spec.mode}.")
     if spec.mode in _SLICED:
         return _rows(x, spec.n)
     if spec.mode in ("mds", "gradient+mds"):
         return np.asarray(_mds(spec.n, spec.k, spec.seed).encode(_rows(x, spec.k)), dtype=np.float64)
-    return _encode_secure(x, spec, rng)
-
-
-# Entries per chunk of the secure fixed-point passes: a chunk and its temporaries stay in L2.
-_CHUNK = 1 << 16
-
-
-def _check_range(x: np.ndarray, spec: CodeSpec) -> None:
-    bound = float(2**spec.int_bits)
-    if x.size and max(float(x.max()), -float(x.min())) >= bound:
-        worst = int(np.argmax(np.abs(x)))
-        raise OverflowRiskError(
-            f"Update entry {worst} is {x[worst]:.6g}, outside the secure range |x| < 2**int_bits"
-            f" = {bound:g}; raise 'int_bits' or scale the update."
-        )
-
-
-def _quantize_into(x: np.ndarray, spec: CodeSpec, out: np.ndarray) -> None:
-    """Write :func:`quantize_limbs` of ``x`` (range-checked) into float64 ``out`` (n_limbs, L).
-
-    Every value is an integer below ``2**53``, so float64 holds it exactly: ``rint``,
-    adding the offset and splitting by ``floor(u / 2**b)`` give the same limbs as the
-    int64 shifts and masks, in cache-sized chunks and with no integer conversion.
-    """
-    scale, offset = float(2**spec.frac_bits), float(2 ** (spec.frac_bits + spec.int_bits))
-    b = float(2**spec.limb_bits)
-    inv_b = 1.0 / b
-    last = spec.n_limbs - 1
-    hi = np.empty(min(_CHUNK, x.size))
-    for c0 in range(0, x.size, _CHUNK):
-        sl = slice(c0, min(c0 + _CHUNK, x.size))
-        u = out[last, sl]
-        np.multiply(x[sl], scale, out=u)
-        np.rint(u, out=u)
-        u += offset
-        h = hi[: u.size]
-        for i in range(last):  # limb i = u mod 2^b, then u = floor(u / 2^b)
-            np.multiply(u, inv_b, out=h)
-            np.floor(h, out=h)
-            lo = out[i, sl]
-            np.multiply(h, b, out=lo)
-            np.subtract(u, lo, out=lo)
-            u[...] = h
-
-
-def _encode_secure(x: np.ndarray, spec: CodeSpec, rng: np.random.Generator | None) -> np.ndarray:
-    """Secure shares of ``x``: the same values as sharing ``_rows(quantize_limbs(x), k)``.
-
-    The message rows and masks are built straight into one float64 ``[X; Z]`` matrix,
-    which the skinny GF(p) product reads without conversion and writes as uint32.
-    """
-    _check_range(x, spec)
-    code = _shamir(spec.n, spec.k, spec.t, spec.p)
-    k, t, nl = spec.k, spec.t, spec.n_limbs
-    m = spec.share_length(x.size)
-    XZ = np.empty((k + t, m))
-    flat = XZ[:k].reshape(-1)
-    _quantize_into(x, spec, flat[: nl * x.size].reshape(nl, x.size))
-    flat[nl * x.size :] = 0.0
-    XZ[k:] = gfp_random((t, m), spec.p, rng)
-    return code._share_into(XZ, np.empty((spec.n, m), dtype=np.uint32))
+    return encode_secure(x, spec, rng, out)
 
 
 def contribution_weights(spec: CodeSpec, contributors: Sequence[int]) -> np.ndarray:
@@ -471,7 +177,7 @@ def coded_reduce(shards: np.ndarray, spec: CodeSpec, contributors: Sequence[int]
             f"not {np.shape(shards)}."
         )
     if spec.mode == "secure":
-        return _reduce_secure(rows, spec.p)
+        return reduce_secure(rows, spec.p)
     return _weighted_sum(rows, weights)
 
 
@@ -511,60 +217,10 @@ def _weighted_sum(rows: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray
     return out
 
 
-def _reduce_secure(rows: Sequence[np.ndarray], p: int) -> np.ndarray:
-    """Sum uint32 shares mod p, in cache-sized chunks of int64 (each term < 2**31)."""
-    m = rows[0].shape[0]
-    out = np.empty(m, dtype=np.uint32)
-    acc = np.empty(min(_CHUNK, m), dtype=np.int64)
-    for c0 in range(0, m, _CHUNK):
-        a = acc[: min(_CHUNK, m - c0)]
-        sl = slice(c0, c0 + a.size)
-        a[...] = rows[0][sl]
-        for row in rows[1:]:
-            a += row[sl]
-        np.remainder(a, p, out=a)
-        out[sl] = a
-    return out
 
 
-def _decode_secure(merged: np.ndarray, idx: list[int], spec: CodeSpec, length: int, n_terms: int) -> np.ndarray:
-    """Secure decode in float64: the same values as ``limbs_to_float(decode_limb_sums(...))``.
-
-    The limb sums are below ``p``, and ``n * 2**(frac_bits + int_bits + 1) < 2**53``
-    (checked by :class:`CodeSpec`), so recombining them by Horner's rule, removing the
-    offsets and scaling by a power of two are exact in float64.
-    """
-    kt = spec.merged_needed
-    stack = np.asarray(merged[:kt])  # a list of rows: stack only the k + t used
-    if stack.ndim != 2 or stack.shape[0] != kt:
-        raise ValueError(f"Argument 'merged' must have at least {kt} rows of shares, not shape {stack.shape}.")
-    if stack.dtype.kind not in "iu":
-        raise TypeError(f"Argument 'merged' must be an integer array, not dtype {stack.dtype}.")
-    if stack.size and (int(stack.max()) >= spec.p or (stack.dtype.kind == "i" and int(stack.min()) < 0)):
-        raise ValueError(f"Argument 'merged' must have entries in [0, p={spec.p}).")
-    rows = np.empty((spec.k, stack.shape[1]))
-    _shamir(spec.n, spec.k, spec.t, spec.p)._decode_into(stack, idx[:kt], rows)
-    limbs = rows.reshape(-1)[: spec.n_limbs * length].reshape(spec.n_limbs, length)
-    total = limbs[-1].copy()
-    for i in range(spec.n_limbs - 2, -1, -1):
-        total *= float(2**spec.limb_bits)
-        total += limbs[i]
-    total -= float(n_terms * (1 << (spec.frac_bits + spec.int_bits)))
-    total *= 2.0**-spec.frac_bits
-    return total
 
 
-def decode_limb_sums(merged: np.ndarray, indices: Sequence[int], spec: CodeSpec, length: int) -> np.ndarray:
-    """Secure mode: decode merged shards into the exact limb sums, shape (n_limbs, length)."""
-    _check_secure(spec)
-    length = check_int("length", length, low=0)
-    idx = _check_indices(indices, spec.n, "indices")
-    if len(idx) < spec.merged_needed:
-        raise NotEnoughShardsError(spec.merged_needed, len(idx))
-    stack = np.asarray(merged)[: spec.merged_needed].astype(np.int64)
-    rows = _shamir(spec.n, spec.k, spec.t, spec.p).decode(stack, idx[: spec.merged_needed])
-    flat = np.asarray(rows, dtype=np.int64).reshape(-1)
-    return flat[: spec.n_limbs * length].reshape(spec.n_limbs, length)
 
 
 def decode_aggregate(
@@ -598,7 +254,7 @@ def decode_aggregate(
         idx = _check_indices(indices, spec.n, "indices")
         if len(idx) < spec.merged_needed:
             raise NotEnoughShardsError(spec.merged_needed, len(idx))
-        return _decode_secure(merged, idx, spec, length, check_int("n_terms", n_terms, low=0))
+        return decode_secure(merged, idx, spec, length, check_int("n_terms", n_terms, low=0))
     idx = _check_indices(indices, spec.n, "indices")
     rows = _as_rows(merged, len(idx))
     if rows is None:

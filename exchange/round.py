@@ -54,7 +54,7 @@ from exchange.errors import CorruptShardError, RoundTimeoutError
 from exchange.layout import flatten
 from exchange.reduce import coded_reduce, decode_aggregate, encode_update
 from exchange.round_types import GRADIENT_MODES, RoundConfig, RoundResult, RoundStats, _Meter
-from exchange.shards import Shard, ShardHeader, pack_shard, unpack_shard
+from exchange.shards import Shard, ShardHeader, ShardWriter, pack_shard, unpack_shard
 from exchange.stores.base import Store
 
 __all__ = ["RoundConfig", "RoundStats", "RoundResult", "Exchange"]
@@ -161,19 +161,26 @@ class Exchange:
         r = self._check_round(r)
         worker = self._check_member("worker", worker)
         meter = _Meter(self.store)
+        rp = self.round_prefix(r)
+        futures = []
         with meter.timed("encode"):
             if isinstance(update, Mapping):
                 flat, layout = flatten(update)
             else:
                 flat, layout = np.asarray(update), None
-            shares = encode_update(flat, self.code, rng=rng)
-        rp = self.round_prefix(r)
-        futures = []
+            headers = [self._header("contrib", r, index=j, worker=worker, contributors=(worker,),
+                                    length=int(flat.size), layout=layout)
+                       for j in range(self.code.n)]
+            if self.code.mode == "secure":  # shares are encoded straight into the objects
+                m = self.code.share_length(int(flat.size))
+                writers = [ShardWriter(h, self.code.share_dtype, (m,)) for h in headers]
+                encode_update(flat, self.code, rng=rng, out=[w.payload for w in writers])
+                shares = None
+            else:
+                shares = encode_update(flat, self.code, rng=rng)
         for j in range(self.code.n):  # each share uploads while the next one is packed
             with meter.timed("encode"):
-                blob = pack_shard(self._header("contrib", r, index=j, worker=worker,
-                                               contributors=(worker,), length=int(flat.size),
-                                               layout=layout), shares[j])
+                blob = writers[j].finish() if shares is None else pack_shard(headers[j], shares[j])
             futures.append(self._pool.submit(meter.put, f"{rp}contrib/{j}/{worker}", blob))
         with meter.timed("upload"):
             for fut in futures:

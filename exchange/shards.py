@@ -42,7 +42,7 @@ import numpy as np
 from exchange.errors import CorruptShardError
 from exchange.layout import TensorLayout
 
-__all__ = ["MAGIC", "VERSION", "KINDS", "ShardHeader", "Shard", "pack_shard", "unpack_shard"]
+__all__ = ["MAGIC", "VERSION", "KINDS", "ShardHeader", "Shard", "ShardWriter", "pack_shard", "unpack_shard"]
 
 MAGIC = b"KOFNSHRD"
 VERSION = 1
@@ -148,6 +148,29 @@ def _checksum(buf: memoryview) -> str:
     return f"crc32:{zlib.crc32(buf) & 0xFFFFFFFF:08x}"
 
 
+def _header_bytes(header: ShardHeader) -> bytes:
+    """Prefix and JSON header, padded so that the payload starts on a 64-byte boundary."""
+    text = json.dumps(header.to_json(), separators=(",", ":"), sort_keys=True).encode()
+    text += b" " * ((-(_PREFIX.size + len(text))) % _ALIGN)
+    return _PREFIX.pack(MAGIC, VERSION, 0, len(text), zlib.crc32(text) & 0xFFFFFFFF) + text
+
+
+def _check_header(header: object) -> ShardHeader:
+    if not isinstance(header, ShardHeader):
+        raise TypeError(f"Argument 'header' must be a ShardHeader, not {type(header).__name__}.")
+    if header.kind not in KINDS:
+        raise ValueError(f"Argument 'header' must have kind in {KINDS}, not {header.kind!r}.")
+    return header
+
+
+def _wire_dtype(dtype: object) -> np.dtype:
+    dt = np.dtype(dtype)
+    dt = np.dtype(dt.newbyteorder("<")) if dt.byteorder not in "<|" else dt
+    if dt.str not in _DTYPES:
+        raise ValueError(f"Argument 'payload' must have a dtype in {_DTYPES}, not {np.dtype(dtype).str!r}.")
+    return dt
+
+
 def pack_shard(header: ShardHeader, payload: np.ndarray | None = None) -> bytes:
     """Serialise ``header`` and ``payload`` into one shard object.
 
@@ -164,26 +187,63 @@ def pack_shard(header: ShardHeader, payload: np.ndarray | None = None) -> bytes:
     bytes
         The object: prefix, header, payload.
     """
-    if not isinstance(header, ShardHeader):
-        raise TypeError(f"Argument 'header' must be a ShardHeader, not {type(header).__name__}.")
-    if header.kind not in KINDS:
-        raise ValueError(f"Argument 'header' must have kind in {KINDS}, not {header.kind!r}.")
+    _check_header(header)
     arr = np.zeros(0, dtype="<f8") if payload is None else np.asarray(payload)
-    dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder not in "<|" else arr.dtype
-    dtype = np.dtype(dtype)
-    if dtype.str not in _DTYPES:
-        raise ValueError(f"Argument 'payload' must have a dtype in {_DTYPES}, not {arr.dtype.str!r}.")
+    dtype = _wire_dtype(arr.dtype)
     arr = np.ascontiguousarray(arr, dtype=dtype)
     body = memoryview(arr).cast("B") if arr.size else memoryview(b"")
     header = dataclasses.replace(
         header, dtype=dtype.str, shape=tuple(arr.shape), payload_length=body.nbytes,
         checksum=_checksum(body),
     )
-    text = json.dumps(header.to_json(), separators=(",", ":"), sort_keys=True).encode()
-    pad = (-(_PREFIX.size + len(text))) % _ALIGN
-    text += b" " * pad
-    prefix = _PREFIX.pack(MAGIC, VERSION, 0, len(text), zlib.crc32(text) & 0xFFFFFFFF)
-    return b"".join((prefix, text, body))
+    return b"".join((_header_bytes(header), body))
+
+
+class ShardWriter:
+    """A shard object whose payload is filled in place, then sealed by :meth:`finish`.
+
+    ``pack_shard(header, array)`` copies a finished array into a new object; a writer
+    lets the producer (the secure encoder) write the payload straight into the object
+    that will be uploaded::
+
+        w = ShardWriter(header, "<u4", (m,))
+        compute_into(w.payload)
+        blob = w.finish()          # == pack_shard(header, w.payload), no copy
+
+    Parameters
+    ----------
+    header : ShardHeader
+        As for :func:`pack_shard`.
+    dtype : numpy dtype
+        Payload dtype (one of the wire dtypes; stored little-endian).
+    shape : tuple of int
+        Payload shape.
+    """
+
+    def __init__(self, header: ShardHeader, dtype: object, shape: tuple[int, ...]):
+        _check_header(header)
+        dt = _wire_dtype(dtype)
+        shape = tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"Argument 'shape' must have non-negative sizes, not {shape}.")
+        count = int(np.prod(shape, dtype=np.int64))
+        # the checksum is the one field filled in later; its text has a fixed width
+        self._header = dataclasses.replace(header, dtype=dt.str, shape=shape,
+                                           payload_length=count * dt.itemsize,
+                                           checksum="crc32:00000000")
+        self._offset = len(_header_bytes(self._header))
+        self.buffer = bytearray(self._offset + count * dt.itemsize)
+        self.payload = np.frombuffer(self.buffer, dtype=dt, count=count,
+                                     offset=self._offset).reshape(shape)
+
+    def finish(self) -> bytearray:
+        """Checksum the payload, write the header, and return the whole object."""
+        body = memoryview(self.buffer)[self._offset :]
+        head = _header_bytes(dataclasses.replace(self._header, checksum=_checksum(body)))
+        if len(head) != self._offset:  # cannot happen: fixed-width checksum text
+            raise AssertionError("shard header changed length")
+        self.buffer[: self._offset] = head
+        return self.buffer
 
 
 def unpack_shard(

@@ -275,10 +275,13 @@ def test_secure_shares_are_the_packed_shamir_shares_of_the_limbs(length):
     x = np.random.default_rng(length).normal(size=length) * 50
     if length:
         x[0] = np.nextafter(2.0**14, 0.0)  # the top of the range: rounds up to 2**(F+I)
-    limbs = quantize_limbs(x, spec).reshape(-1)
+    # message row r: the limbs of update row r (ceil(L/3) entries, zero-padded), interleaved
+    limbs = quantize_limbs(x, spec)
+    mm = -(-length // 3)
     m = spec.share_length(length)
-    X = np.zeros(3 * m, dtype=np.int64)
-    X[: limbs.size] = limbs
+    assert m == spec.n_limbs * mm
+    X = np.zeros((3, mm, spec.n_limbs), dtype=np.int64)
+    X.reshape(-1, spec.n_limbs)[:length] = limbs.T
     code = SecretShareCode(6, 3, 1, p=spec.p)
     masks = np.random.default_rng(9).integers(0, spec.p, size=(1, m), dtype=np.int64)
     U = code._U.astype(object)
@@ -318,3 +321,22 @@ def test_row_lists_give_the_same_results_as_stacked_arrays(mode):
     stacked = decode_aggregate(merged[idx], idx, spec, length=101, n_terms=len(who))
     listed = decode_aggregate([merged[j] for j in idx], idx, spec, length=101, n_terms=len(who))
     assert np.array_equal(stacked, listed)
+
+
+@needs_shamir
+def test_secure_encode_into_caller_rows_and_its_checks():
+    spec = CodeSpec("secure", 6, k=3, t=1)
+    x = np.random.default_rng(11).normal(size=20_001) * 30  # several streamed blocks
+    want = encode_update(x, spec, rng=np.random.default_rng(5))
+    m = spec.share_length(x.size)
+    rows = [np.full(m, 7, dtype=np.uint32) for _ in range(6)]
+    assert encode_update(x, spec, rng=np.random.default_rng(5), out=rows) is rows
+    assert np.array_equal(np.stack(rows), want)
+    with pytest.raises(ValueError, match="Argument 'out' must be 6 rows of"):
+        encode_update(x, spec, out=rows[:5])
+    with pytest.raises(ValueError, match="Argument 'out' is for secure mode only"):
+        encode_update(x, CodeSpec("mds", 6, k=4), out=rows)
+    with pytest.raises(ValueError, match="Argument 'merged' must hold at least 4 shares"):
+        decode_aggregate([r[:-2] for r in rows[:4]], [0, 1, 2, 3], spec, length=x.size, n_terms=1)
+    got = decode_aggregate(rows[2:], [2, 3, 4, 5], spec, length=x.size, n_terms=1)
+    assert np.max(np.abs(got - x)) <= 2.0**-33

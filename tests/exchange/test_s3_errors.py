@@ -109,7 +109,7 @@ def test_no_credentials(monkeypatch, tmp_path) -> None:
     ({"bucket": "ok-bucket", "prefix": "../x/"}, "Argument 'key'"),
     ({"bucket": "ok-bucket", "max_pool": 0}, "Argument 'max_pool' must be at least 1, not 0"),
     ({"bucket": "ok-bucket", "multipart_threshold": 1}, "Argument 'multipart_threshold'"),
-    ({"bucket": "ok-bucket", "multipart_chunksize": 64 << 20},
+    ({"bucket": "ok-bucket", "multipart_chunksize": 65 << 20},
      "Argument 'multipart_chunksize' must be at most multipart_threshold"),
 ])
 def test_constructor_validation(moto_env, kwargs, match) -> None:

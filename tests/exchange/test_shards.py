@@ -10,7 +10,7 @@ import pytest
 
 from exchange.errors import CorruptShardError
 from exchange.layout import TensorLayout, TensorSpec, flatten, unflatten
-from exchange.shards import MAGIC, ShardHeader, pack_shard, unpack_shard
+from exchange.shards import MAGIC, ShardHeader, ShardWriter, pack_shard, unpack_shard
 
 CODE = {"mode": "mds", "n": 4, "k": 2, "s": 0, "t": 0}
 
@@ -172,3 +172,26 @@ def test_bad_arguments():
         unpack_shard("text")
     with pytest.raises(ValueError, match="unknown header field"):
         unpack_shard(pack_shard(_header(), np.ones(2)), expect={"nope": 1})
+
+
+@pytest.mark.parametrize(("dtype", "shape"), [("<u4", (0,)), ("<u4", (1000,)), ("<f8", (3, 7))])
+def test_shard_writer_writes_what_pack_shard_writes(dtype, shape):
+    header = ShardHeader(kind="contrib", job="j", round=12, index=3, worker=1,
+                         code={"mode": "secure", "n": 6}, contributors=(1,), length=999)
+    writer = ShardWriter(header, dtype, shape)
+    assert writer.payload.shape == shape and writer.payload.flags.writeable
+    writer.payload[...] = np.arange(writer.payload.size).reshape(shape) % 97
+    blob = writer.finish()
+    assert bytes(blob) == pack_shard(header, writer.payload.copy())
+    shard = unpack_shard(blob, expect={"index": 3, "worker": 1})
+    assert np.array_equal(shard.payload, writer.payload)
+
+
+def test_shard_writer_rejects_bad_arguments():
+    header = ShardHeader(kind="contrib", job="j", round=0)
+    with pytest.raises(ValueError, match="Argument 'payload' must have a dtype"):
+        ShardWriter(header, np.int16, (4,))
+    with pytest.raises(ValueError, match="Argument 'shape'"):
+        ShardWriter(header, "<u4", (-1,))
+    with pytest.raises(TypeError, match="Argument 'header'"):
+        ShardWriter("header", "<u4", (4,))

@@ -201,9 +201,22 @@ class TestCountingStore(StoreContract):
 @pytest.mark.s3
 class TestS3Store(StoreContract):
     many = 1100  # > 1000: crosses a ListObjectsV2 page and a DeleteObjects batch
+
     @pytest.fixture
-    def store(self, s3_store) -> Store:
-        return s3_store
+    def store(self, s3_prefix, s3_bucket) -> Store:
+        from exchange.stores.s3 import S3Store
+
+        # a 16 MiB threshold, so that the 20 MiB object goes multipart and ranged
+        with S3Store(s3_bucket, s3_prefix, multipart_threshold=16 << 20,
+                     multipart_chunksize=8 << 20) as store:
+            yield store
+
+    def test_default_threshold_sends_a_share_in_one_request(self, s3_store) -> None:
+        data = os.urandom(20 << 20)
+        s3_store.put("one", bytearray(data))
+        assert s3_store.get("one") == data
+        head = s3_store.client.head_object(Bucket=s3_store.bucket, Key=s3_store._full("one"))
+        assert "-" not in head["ETag"].strip('"')  # a multipart ETag ends in "-<parts>"
 
     def test_missing_bucket_is_one_line(self, s3_env) -> None:
         from exchange.stores.s3 import S3Store
