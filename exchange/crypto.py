@@ -57,11 +57,21 @@ MAGIC = b"KOFN"
 VERSION = 1
 ALG_AES256GCM = 1
 _HEADER = struct.Struct(">4sBB8sI12s")
+_PREFIX = struct.Struct(">4sBB8sI")  # the header without its nonce: constant per key and chunk size
+_INDEX_FINAL = struct.Struct(">IB")  # the AAD suffix: chunk index u32 | final u8
 HEADER_SIZE = _HEADER.size  # 30
+PREFIX_SIZE = _PREFIX.size  # 18
 TAG_SIZE = 16
 KEY_SIZE = 32
+NONCE_SIZE = 12
 DEFAULT_CHUNK = 1 << 20
 KEY_FILE_FORMAT = "kofn-keyring"
+_ONLY_CHUNK = _INDEX_FINAL.pack(0, 1)  # AAD suffix of chunk 0 when it is also the last
+# Up to these sizes (measured crossovers), a copy costs less than building a view or an
+# uninitialised output buffer, so put seals with bytes concatenation and get slices.
+_PUT_CONCAT_MAX = 64 * 1024
+_GET_SLICE_MAX = 8 * 1024
+_urandom = os.urandom  # the nonce source: the OS CSPRNG (tests patch this name only)
 
 
 def key_id(key: bytes) -> bytes:
@@ -102,13 +112,18 @@ class Keyring:
             self._keys[kid] = bytes(key)
             self._aead[kid] = AESGCM(bytes(key))
         if primary is None:
-            self.primary = key_id(keys[0])
+            self._primary = key_id(keys[0])
         else:
             pid = bytes.fromhex(primary) if isinstance(primary, str) else bytes(primary)
             if pid not in self._keys:
                 raise ValueError(f"Argument 'primary' must be the id of a key in the ring, "
                                  f"not {pid.hex()!r}.")
-            self.primary = pid
+            self._primary = pid
+
+    @property
+    def primary(self) -> bytes:
+        """The 8-byte id of the key that encrypts (read-only: a ring never changes)."""
+        return self._primary
 
     def __repr__(self) -> str:  # never show key bytes
         ids = ", ".join(k.hex() for k in self._keys)
@@ -228,11 +243,39 @@ def write_key_file(path: str | os.PathLike[str], keyring: Keyring, *, force: boo
 
 
 def _chunk_nonce(nonce: bytes, index: int) -> bytes:
-    return (int.from_bytes(nonce, "big") ^ index).to_bytes(12, "big")
+    if not index:
+        return nonce  # nonce XOR 0
+    return (int.from_bytes(nonce, "big") ^ index).to_bytes(NONCE_SIZE, "big")
 
 
 def _aad(header: bytes, key: bytes, index: int, final: bool) -> bytes:
-    return b"".join((header, key, struct.pack(">IB", index, final)))
+    return header + key + (_ONLY_CHUNK if final and not index else _INDEX_FINAL.pack(index, final))
+
+
+def _prefix(kid: bytes, chunk_size: int) -> bytes:
+    """The first 18 header bytes, magic | version | algorithm | key id | chunk size."""
+    return _PREFIX.pack(MAGIC, VERSION, ALG_AES256GCM, kid, chunk_size)
+
+
+def _seal(aead: AESGCM, prefix: bytes, kb: bytes, data: bytes | bytearray | memoryview,
+          chunk_size: int) -> memoryview:
+    """:func:`seal` with the key's AES-GCM, header prefix and encoded object key given."""
+    view = memoryview(data).cast("B")
+    n = view.nbytes
+    chunks = max(1, -(-n // chunk_size))
+    nonce = _urandom(NONCE_SIZE)
+    header = prefix + nonce
+    dst = memoryview(np.empty(HEADER_SIZE + n + chunks * TAG_SIZE, dtype=np.uint8)).cast("B")
+    dst[:HEADER_SIZE] = header
+    pos = HEADER_SIZE
+    last = chunks - 1
+    for i in range(chunks):
+        part = view[i * chunk_size : (i + 1) * chunk_size]
+        end = pos + part.nbytes + TAG_SIZE
+        aead.encrypt_into(_chunk_nonce(nonce, i), part, _aad(header, kb, i, i == last),
+                          dst[pos:end])
+        pos = end
+    return dst
 
 
 def seal(keyring: Keyring, key: str, data: bytes | bytearray | memoryview, *,
@@ -242,23 +285,8 @@ def seal(keyring: Keyring, key: str, data: bytes | bytearray | memoryview, *,
     The result is a read-only-by-convention byte ``memoryview`` over an uninitialised numpy
     buffer that the chunks are encrypted into, so sealing copies the data exactly once.
     """
-    view = memoryview(data).cast("B")
-    n = view.nbytes
-    chunks = max(1, -(-n // chunk_size))
-    nonce = secrets.token_bytes(12)
-    header = _HEADER.pack(MAGIC, VERSION, ALG_AES256GCM, keyring.primary, chunk_size, nonce)
-    aead = keyring.aead(keyring.primary)
-    kb = key.encode()
-    dst = memoryview(np.empty(HEADER_SIZE + n + chunks * TAG_SIZE, dtype=np.uint8)).cast("B")
-    dst[:HEADER_SIZE] = header
-    pos = HEADER_SIZE
-    for i in range(chunks):
-        part = view[i * chunk_size : (i + 1) * chunk_size]
-        end = pos + part.nbytes + TAG_SIZE
-        aead.encrypt_into(_chunk_nonce(nonce, i), part, _aad(header, kb, i, i == chunks - 1),
-                          dst[pos:end])
-        pos = end
-    return dst
+    kid = keyring.primary
+    return _seal(keyring.aead(kid), _prefix(kid, chunk_size), key.encode(), data, chunk_size)
 
 
 def open_sealed(keyring: Keyring, key: str, blob: bytes | bytearray | memoryview) -> bytearray:
@@ -280,10 +308,9 @@ def open_sealed(keyring: Keyring, key: str, blob: bytes | bytearray | memoryview
     body = view[HEADER_SIZE:]
     frame = chunk_size + TAG_SIZE
     chunks = max(1, -(-body.nbytes // frame))
-    plain = body.nbytes - chunks * TAG_SIZE
-    if plain < 0:
-        raise DecryptionError(key, "truncated")
-    out = bytearray(plain)
+    if body.nbytes - (chunks - 1) * frame < TAG_SIZE:  # a last chunk too short for its tag
+        raise DecryptionError(key, "truncated or extended (last chunk shorter than a tag)")
+    out = bytearray(body.nbytes - chunks * TAG_SIZE)
     dst = memoryview(out)
     kb = key.encode()
     for i in range(chunks):
@@ -304,6 +331,8 @@ class EncryptedStore(Store):
     ----------
     inner : Store
         The store holding the ciphertext (keys and listing are passed through unchanged).
+        It validates keys (every kofn store does, with :func:`check_key`): a bad key is
+        refused by ``inner.put``/``inner.get`` with ``ValueError`` before anything is stored.
     keyring : Keyring
         Keys; the primary one encrypts, any of them decrypts.
     chunk_size : int, optional
@@ -312,8 +341,12 @@ class EncryptedStore(Store):
     Notes
     -----
     Object keys (names) are not encrypted; object sizes leak up to 16 bytes per chunk.
-    ``get`` returns a ``bytearray`` (bytes-like, compares equal to ``bytes``) to avoid a
-    copy of large objects.
+    ``get`` returns a bytes-like object that compares equal to ``bytes``: ``bytes`` for
+    objects of one chunk read as ``bytes``, else a ``bytearray`` (no copy of large objects).
+
+    An object of at most one chunk takes a fast path: one AES-GCM call with the header
+    prefix (magic to chunk size, constant per key) and the AAD suffix precomputed. It writes
+    and reads exactly the bytes of :func:`seal` and :func:`open_sealed`, which handle the rest.
     """
 
     def __init__(self, inner: Store, keyring: Keyring, *, chunk_size: int = DEFAULT_CHUNK):
@@ -321,25 +354,62 @@ class EncryptedStore(Store):
             raise TypeError(f"Argument 'inner' must be a Store, not {type(inner).__name__}.")
         if not isinstance(keyring, Keyring):
             raise TypeError(f"Argument 'keyring' must be a Keyring, not {type(keyring).__name__}.")
-        self.chunk_size = check_int("chunk_size", chunk_size, low=4096, high=64 << 20)
+        self._chunk = check_int("chunk_size", chunk_size, low=4096, high=64 << 20)
         self.inner = inner
-        self.keyring = keyring
+        self._keyring = keyring
+        self._aead = keyring.aead(keyring.primary)
+        self._prefix = _prefix(keyring.primary, self._chunk)
+        # Header prefix -> AES-GCM of its key, for every key in the ring at our chunk size;
+        # any other prefix (other chunk size, unknown key, damage) takes the general path.
+        self._openers = {_prefix(kid, self._chunk): keyring.aead(kid)
+                         for kid in map(bytes.fromhex, keyring.ids)}
+        self._one_chunk = HEADER_SIZE + self._chunk + TAG_SIZE  # largest one-chunk object
+        self._concat_max = min(self._chunk, _PUT_CONCAT_MAX)  # plaintext sealed by concatenation
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keys (read-only)."""
+        return self._keyring
+
+    @property
+    def chunk_size(self) -> int:
+        """Plaintext bytes per authenticated chunk (read-only)."""
+        return self._chunk
 
     def __repr__(self) -> str:
-        return f"EncryptedStore({self.inner!r}, {self.keyring!r})"
+        return f"EncryptedStore({self.inner!r}, {self._keyring!r})"
 
     def put(self, key: str, data: bytes | bytearray | memoryview, *, if_absent: bool = False) -> None:
         """Encrypt ``data`` bound to ``key`` and store it in ``inner``."""
-        check_key(key)
-        if not isinstance(data, (bytes, bytearray, memoryview)):
+        if type(key) is not str:
+            check_key(key)  # raises; a str key is checked by inner.put before it stores
+        kind = type(data)
+        if (kind is bytes or kind is bytearray) and len(data) <= self._concat_max:
+            nonce = _urandom(NONCE_SIZE)
+            header = self._prefix + nonce
+            blob = header + self._aead.encrypt(nonce, data, header + key.encode() + _ONLY_CHUNK)
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            blob = _seal(self._aead, self._prefix, key.encode(), data, self._chunk)
+        else:
+            check_key(key)  # a bad key is reported first, as every store does
             raise TypeError(f"Argument 'data' must be bytes-like, not {type(data).__name__}.")
-        self.inner.put(key, seal(self.keyring, key, data, chunk_size=self.chunk_size),
-                       if_absent=if_absent)
+        self.inner.put(key, blob, if_absent=if_absent)
 
-    def get(self, key: str) -> bytearray:
+    def get(self, key: str) -> bytes | bytearray:
         """Fetch and decrypt ``key``; raise DecryptionError if it fails authentication."""
-        check_key(key)
-        return open_sealed(self.keyring, key, self.inner.get(key))
+        if type(key) is not str:
+            check_key(key)  # raises; a str key is checked by inner.get
+        blob = self.inner.get(key)
+        if type(blob) is bytes and HEADER_SIZE + TAG_SIZE <= (n := len(blob)) <= self._one_chunk:
+            aead = self._openers.get(blob[:PREFIX_SIZE])
+            if aead is not None:
+                body = blob[HEADER_SIZE:] if n <= _GET_SLICE_MAX else memoryview(blob)[HEADER_SIZE:]
+                try:
+                    return aead.decrypt(blob[PREFIX_SIZE:HEADER_SIZE], body,
+                                        blob[:HEADER_SIZE] + key.encode() + _ONLY_CHUNK)
+                except InvalidTag:
+                    raise DecryptionError(key) from None
+        return open_sealed(self._keyring, key, blob)
 
     def exists(self, key: str) -> bool:
         """Whether ``inner`` holds ``key`` (no decryption)."""

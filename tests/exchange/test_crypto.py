@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import exchange.crypto as crypto
 from exchange.crypto import (
     HEADER_SIZE,
     TAG_SIZE,
@@ -23,7 +24,7 @@ from exchange.crypto import (
 )
 from exchange.errors import DecryptionError, KeyFileError
 from exchange.legacy_cbc import EXPANSION, legacy_decrypt, legacy_encrypt
-from exchange.stores import LocalStore
+from exchange.stores import LocalStore, Store
 from worker.cli import main as kofn
 
 CHUNK = 4096  # small chunks so chunking is exercised on small objects
@@ -143,6 +144,172 @@ def test_rotation_decrypts_old_objects(inner) -> None:
     assert inner.get("n")[6:14] == new.primary
     with pytest.raises(DecryptionError):
         EncryptedStore(inner, old).get("n")
+
+
+# The one-chunk fast path of EncryptedStore.put/get: same bytes, same checks.
+
+ONE_CHUNK_SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1]
+
+
+@pytest.mark.parametrize("size", ONE_CHUNK_SIZES)
+def test_fast_path_round_trip(enc, inner, size) -> None:
+    data = os.urandom(size)
+    enc.put("f/x", data)
+    chunks = max(1, -(-size // CHUNK))
+    assert len(inner.get("f/x")) == HEADER_SIZE + size + chunks * TAG_SIZE
+    assert enc.get("f/x") == data
+    enc.put("f/y", bytearray(data))
+    enc.put("f/z", memoryview(data))
+    assert enc.get("f/y") == data and enc.get("f/z") == data
+
+
+@pytest.mark.parametrize("size", [crypto._GET_SLICE_MAX - HEADER_SIZE - TAG_SIZE + 1,
+                                  crypto._PUT_CONCAT_MAX, crypto._PUT_CONCAT_MAX + 1,
+                                  crypto.DEFAULT_CHUNK, crypto.DEFAULT_CHUNK + 1])
+def test_fast_path_thresholds_default_chunk(inner, ring, size) -> None:
+    store = EncryptedStore(inner, ring)
+    data = os.urandom(size)
+    store.put("d", data)
+    assert store.get("d") == data
+
+
+def _fixed_nonce(monkeypatch) -> bytes:
+    nonce = bytes(range(100, 112))
+    monkeypatch.setattr(crypto, "_urandom", lambda n: nonce[:n])
+    return nonce
+
+
+def _forbid_general_path(monkeypatch) -> None:
+    def fail(*args, **kwargs):
+        raise AssertionError("the general path ran for a one-chunk object")
+
+    monkeypatch.setattr(crypto, "_seal", fail)
+    monkeypatch.setattr(crypto, "open_sealed", fail)
+
+
+@pytest.mark.parametrize("size", ONE_CHUNK_SIZES)
+@pytest.mark.parametrize("kind", [bytes, bytearray])
+def test_fast_path_writes_what_seal_writes(enc, inner, ring, monkeypatch, size, kind) -> None:
+    data = os.urandom(size)
+    nonce = _fixed_nonce(monkeypatch)
+    expected = bytes(seal(ring, "r/0/s1", data, chunk_size=CHUNK))  # the general chunked path
+    assert expected[18:30] == nonce
+    if size <= CHUNK:
+        _forbid_general_path(monkeypatch)
+    enc.put("r/0/s1", kind(data))
+    assert inner.get("r/0/s1") == expected
+    assert enc.get("r/0/s1") == data
+    monkeypatch.undo()
+    assert open_sealed(ring, "r/0/s1", inner.get("r/0/s1")) == data
+
+
+def test_fast_path_reads_objects_sealed_by_seal(enc, inner, ring, monkeypatch) -> None:
+    data = os.urandom(100)
+    inner.put("old", bytes(seal(ring, "old", data, chunk_size=CHUNK)))  # written before
+    _forbid_general_path(monkeypatch)
+    assert enc.get("old") == data
+
+
+def test_fast_path_every_byte_tampered(enc, inner) -> None:
+    enc.put("small/obj", os.urandom(40))
+    blob = inner.get("small/obj")
+    for where in range(len(blob)):
+        for bad in (bytearray(blob), bytearray(blob[:where]) + bytearray(blob[where + 1 :])):
+            if len(bad) == len(blob):
+                bad[where] ^= 0x80
+            inner.put("small/obj", bytes(bad))
+            with pytest.raises(DecryptionError, match="'small/obj'") as info:
+                enc.get("small/obj")
+            assert "\n" not in str(info.value)
+    for extra in (b"\x00", b"\x00" * TAG_SIZE):
+        inner.put("small/obj", blob + extra)
+        with pytest.raises(DecryptionError, match="'small/obj'"):
+            enc.get("small/obj")
+
+
+def test_extended_chunked_object_raises_decryption_error(enc, inner) -> None:
+    enc.put("c", os.urandom(2 * CHUNK))  # two full chunks, then a stray byte or two
+    blob = inner.get("c")
+    for extra in (b"\x00", b"\x00" * (TAG_SIZE - 1)):
+        inner.put("c", blob + extra)
+        with pytest.raises(DecryptionError, match="'c'"):
+            enc.get("c")
+
+
+def test_fast_path_object_copied_under_another_key(enc, inner) -> None:
+    enc.put("round/1/shard0", b"x" * 10)
+    inner.put("round/1/shard1", inner.get("round/1/shard0"))
+    with pytest.raises(DecryptionError, match="'round/1/shard1'"):
+        enc.get("round/1/shard1")
+
+
+def test_fast_path_unknown_key_id(enc, inner) -> None:
+    enc.put("u", b"small")
+    with pytest.raises(DecryptionError, match="'u'.*not in the keyring"):
+        EncryptedStore(inner, Keyring([new_key()]), chunk_size=CHUNK).get("u")
+    blob = bytearray(inner.get("u"))
+    blob[6:14] = bytes(8)  # a key id the ring does not hold
+    inner.put("u", bytes(blob))
+    with pytest.raises(DecryptionError, match="'u'.*key id 0000000000000000 is not in the keyring"):
+        enc.get("u")
+
+
+def test_other_chunk_size_and_rotated_keys(inner, ring) -> None:
+    small = EncryptedStore(inner, ring, chunk_size=CHUNK)
+    small.put("a", b"written with 4 KiB chunks")
+    small.put("b", os.urandom(3 * CHUNK))
+    rotated = EncryptedStore(inner, ring.rotated())  # 1 MiB chunks, old key not primary
+    assert rotated.get("a") == b"written with 4 KiB chunks"
+    assert rotated.get("b") == small.get("b")
+
+
+@pytest.mark.parametrize("bad", ["../x", "", "/a", "a//b", "a/./b", None, 3])
+def test_bad_key_raises_and_stores_nothing(enc, inner, bad) -> None:
+    for data in (b"x", os.urandom(3 * CHUNK), "not bytes"):
+        with pytest.raises(ValueError, match="Argument 'key'"):
+            enc.put(bad, data)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Argument 'key'"):
+        enc.get(bad)  # type: ignore[arg-type]
+    assert inner.list() == []
+    with pytest.raises(TypeError, match="Argument 'data' must be bytes-like, not str"):
+        enc.put("k", "not bytes")  # type: ignore[arg-type]
+
+
+class _ListStore(Store):
+    """Returns objects as bytearray or memoryview, which take the general path."""
+
+    def __init__(self, kind) -> None:
+        self.kind, self.objects = kind, {}
+
+    def put(self, key, data, *, if_absent=False) -> None:
+        self.objects[key] = bytes(data)
+
+    def get(self, key):
+        return self.kind(self.objects[key])
+
+    def list(self, prefix=""):
+        return sorted(self.objects)
+
+    def delete(self, keys) -> None:
+        for k in keys:
+            self.objects.pop(k, None)
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_inner_returning_other_bytes_like(ring, kind) -> None:
+    store = EncryptedStore(_ListStore(kind), ring, chunk_size=CHUNK)
+    for size in (0, 10, CHUNK + 1):
+        data = os.urandom(size)
+        store.put("k", data)
+        assert store.get("k") == data
+
+
+def test_store_settings_are_read_only(enc, ring) -> None:
+    assert enc.keyring is ring and enc.chunk_size == CHUNK
+    with pytest.raises(AttributeError):
+        enc.keyring = Keyring([new_key()])  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        ring.primary = bytes(8)  # type: ignore[misc]
 
 
 def test_keyring_validation() -> None:
