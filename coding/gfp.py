@@ -310,7 +310,7 @@ def _skinny_shift(p: int, k: int) -> tuple[int, int]:
 
 
 def _skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray, *,
-                   width: int | None = None) -> np.ndarray:
+                   width: int | None = None, work: dict | None = None) -> np.ndarray:
     """``out[...] = A @ B mod p`` for a small ``A`` (m, k) and a wide ``B`` (k, n).
 
     The generic plan is tuned for square products; here the work is one pass over ``B``,
@@ -333,6 +333,9 @@ def _skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray, *,
     width : int, optional
         Columns per block (default: the stacked limb products fill 1 MiB); callers that
         stream their own blocks pass their block width, so each call is one block.
+    work : dict, optional
+        Scratch arrays kept between calls by such callers (one dict per caller and
+        thread): a block's temporaries are then allocated once, not per call.
     """
     m, k = A.shape
     n = B.shape[1]
@@ -343,9 +346,13 @@ def _skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray, *,
     if width is None:
         width = max(256, _SKINNY_BLOCK_BYTES // (8 * max(k, la * m)))
     shift, inv_p = float(1 << s), 1.0 / p
-    P = np.empty((la * m, width))
-    q = np.empty((m, width))
-    sign = np.empty((m, width), dtype=np.int64)
+    key = (la * m, m, width)
+    if work is not None and work.get("key") == key:
+        P, q, sign = work["bufs"]
+    else:
+        P, q, sign = np.empty((la * m, width)), np.empty((m, width)), np.empty((m, width), dtype=np.int64)
+        if work is not None:
+            work["key"], work["bufs"] = key, (P, q, sign)
     with single_thread_blas():
         for c0 in range(0, n, width):
             w = min(width, n - c0)

@@ -30,6 +30,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from coding._validate import check_int
 from coding.errors import NotEnoughShardsError, OverflowRiskError
@@ -146,9 +147,9 @@ def decode_limb_sums(merged: np.ndarray, indices: Sequence[int], spec: CodeSpec,
 
 
 def _block_width(rows: int, inner: int, spec: CodeSpec) -> int:
-    """Columns per streamed block: the product's stacked limbs fill half of 1 MiB."""
+    """Columns per streamed block: the product's stacked limbs fill 1 MiB."""
     la, _ = _skinny_shift(spec.p, inner)
-    width = (_SKINNY_BLOCK_BYTES // 2) // (8 * max(inner, la * rows))
+    width = _SKINNY_BLOCK_BYTES // (8 * max(inner, la * rows))
     return max(spec.n_limbs, width - width % spec.n_limbs)
 
 
@@ -173,19 +174,36 @@ def _limbs_into(x: np.ndarray, spec: CodeSpec, dst: np.ndarray, tmp: np.ndarray)
     dst[:, spec.n_limbs - 1] = u
 
 
-def _masks_into(dst: np.ndarray, p: int) -> None:
-    """Fill float64 ``dst`` with uniform elements of GF(p) from ``os.urandom``.
+class _MaskStream:
+    """Uniform random bytes for share masks: the AES-256-CTR keystream under a fresh key.
+
+    The key is 32 bytes of ``os.urandom`` drawn per update, so the stream is a CSPRNG
+    output (the construction of NIST SP 800-90A's CTR_DRBG, and the PRG that secure
+    aggregation protocols expand their mask seeds with), at several GB/s instead of the
+    few hundred MB/s of ``os.urandom`` itself.
+    """
+
+    def __init__(self) -> None:
+        self._enc = Cipher(algorithms.AES(os.urandom(32)), modes.CTR(bytes(16))).encryptor()
+        self._zeros = b""
+
+    def take(self, n: int) -> bytes:
+        if len(self._zeros) < n:
+            self._zeros = bytes(n)
+        return self._enc.update(memoryview(self._zeros)[:n])
+
+
+def _masks_into(dst: np.ndarray, p: int, stream: _MaskStream) -> None:
+    """Fill float64 ``dst`` with uniform elements of GF(p) drawn from ``stream``.
 
     31-bit (at most) values from 4 bytes each; the rare ones ``>= p`` are drawn again, so
-    the result is exactly uniform.
+    the result is exactly uniform (given uniform bytes).
     """
-    bits = (p - 1).bit_length()
-    raw = np.frombuffer(os.urandom(4 * dst.size), dtype=np.uint32) & np.uint32((1 << bits) - 1)
-    dst[...] = raw.reshape(dst.shape)
+    mask = np.uint32((1 << (p - 1).bit_length()) - 1)
+    dst[...] = (np.frombuffer(stream.take(4 * dst.size), dtype=np.uint32) & mask).reshape(dst.shape)
     bad = dst >= p
     while bad.any():
-        fresh = np.frombuffer(os.urandom(4 * int(bad.sum())), dtype=np.uint32) & np.uint32((1 << bits) - 1)
-        dst[bad] = fresh
+        dst[bad] = np.frombuffer(stream.take(4 * int(bad.sum())), dtype=np.uint32) & mask
         bad = dst >= p
 
 
@@ -200,8 +218,8 @@ def encode_secure(x: np.ndarray, spec: CodeSpec, rng: np.random.Generator | None
     spec : CodeSpec
         A secure spec.
     rng : numpy.random.Generator, optional
-        Tests only: masks ``rng.integers(0, p, (t, m))``; by default they come from the
-        OS CSPRNG, block by block.
+        Tests only: masks ``rng.integers(0, p, (t, m))``; by default they come from a
+        CSPRNG (:class:`_MaskStream`, keyed from ``os.urandom``), block by block.
     out : sequence of n writable 1-D arrays, optional
         Where share ``j`` goes (``spec.share_length(len(x))`` entries of an integer or
         float dtype that holds ``[0, p)``), e.g. the payloads of shard objects.
@@ -218,11 +236,13 @@ def encode_secure(x: np.ndarray, spec: CodeSpec, rng: np.random.Generator | None
     if len(result) != n or any(np.shape(row) != (m,) for row in result):
         raise ValueError(f"Argument 'out' must be {n} rows of {m} entries.")
     masks = None if rng is None else gfp_random((t, m), p, rng)
+    stream = _MaskStream() if rng is None else None
     U = _shamir(n, k, t, p)._U
     width = _block_width(n, k + t, spec)
     XZ = np.empty((k + t, width))
     res = np.empty((n, width), dtype=np.uint32)
     tmp = np.empty((2, width // nl))
+    work: dict = {}
     for c0 in range(0, m, width):
         w = min(width, m - c0)
         e0, ne = c0 // nl, w // nl
@@ -234,10 +254,10 @@ def encode_secure(x: np.ndarray, spec: CodeSpec, rng: np.random.Generator | None
                 _limbs_into(x[lo : lo + have], spec, dst[:have], tmp)
             dst[have:] = 0.0
         if masks is None:
-            _masks_into(XZ[k:, :w], p)
+            _masks_into(XZ[k:, :w], p, stream)
         else:
             XZ[k:, :w] = masks[:, c0 : c0 + w]
-        _skinny_matmul(U, XZ[:, :w], p, res[:, :w], width=width)
+        _skinny_matmul(U, XZ[:, :w], p, res[:, :w], width=width, work=work)
         for j in range(n):
             result[j][c0 : c0 + w] = res[j, :w]
     return result
@@ -284,6 +304,7 @@ def decode_secure(merged: Sequence[np.ndarray] | np.ndarray, idx: list[int], spe
     Y = np.empty((kt, width))
     R = np.empty((k, width))
     tmp = np.empty(width // nl)
+    work: dict = {}
     for c0 in range(0, m, width):
         w = min(width, m - c0)
         for i, row in enumerate(rows):
@@ -291,7 +312,7 @@ def decode_secure(merged: Sequence[np.ndarray] | np.ndarray, idx: list[int], spe
         Yb = Y[:, :w]
         if Yb.size and (Yb.max() >= p or Yb.min() < 0):
             raise ValueError(f"Argument 'merged' must have entries in [0, p={p}).")
-        _skinny_matmul(D, Yb, p, R[:, :w], width=width)
+        _skinny_matmul(D, Yb, p, R[:, :w], width=width, work=work)
         e0, ne = c0 // nl, w // nl
         for r in range(k):
             lo = r * mm + e0
