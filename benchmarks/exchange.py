@@ -414,9 +414,11 @@ def verdicts(rows: list[dict]) -> list[str]:
         base, slow = r["none"]["round_s"], r["straggler"]["round_s"]
         if r["mode"] == "plain":
             extra = slow - base
-            lines.append(f"{where}: slow trainer adds {extra:.2f} s "
-                         f"({'met' if extra >= DELAY else 'MISSED'}: target >= +{DELAY:g} s; "
-                         f"its straggler round takes {slow:.2f} s, the delay being {DELAY:g} s)")
+            lines.append(f"{where}: slow trainer adds {extra:.2f} s, {extra / DELAY:.0%} of the "
+                         f"{DELAY:g} s delay ({'met' if extra >= DELAY else 'MISSED'}: target >= "
+                         f"+{DELAY:g} s); its straggler round takes {slow:.2f} s >= the delay: "
+                         f"{'yes' if slow >= DELAY else 'NO'} (the {base:.2f} s of work that does "
+                         f"not need the straggler overlaps the delay; docs/exchange.md)")
         elif r["mode"] in TARGETS:
             ratio = slow / base
             lines.append(f"{where}: slow {r['slow_role']} {ratio:.2f}x "
@@ -492,12 +494,12 @@ def main(argv: list[str] | None = None) -> int:
     s3.add_argument("--no-s3", dest="s3", action="store_false", help="LocalStore only")
     parser.add_argument("--sizes", type=float, nargs="+", help="update sizes in MB (10 100)")
     parser.add_argument("--modes", nargs="+", choices=list(specs()), help="modes (default: all)")
-    parser.add_argument("--reps", type=int, help="repetitions per case (3 at 10 MB, 1 above)")
+    parser.add_argument("--reps", type=int, help="repetitions per case (default 3; --quick 1)")
     parser.add_argument("--keep-s3", action="store_true",
                         help="leave an S3 server started here running")
     args = parser.parse_args(argv)
     sizes = args.sizes or ([10.0] if args.quick else [10.0, 100.0])
-    reps = {s: args.reps or (1 if args.quick or s > 10 else 3) for s in sizes}
+    reps = {s: args.reps or (1 if args.quick else 3) for s in sizes}
     modes = args.modes or list(specs())
     use_s3 = (not args.quick) if args.s3 is None else args.s3
     bucket = os.environ.get("KOFN_S3_BUCKET", "kofn-bench")
