@@ -416,9 +416,10 @@ def verdicts(rows: list[dict]) -> list[str]:
             extra = slow - base
             lines.append(f"{where}: slow trainer adds {extra:.2f} s, {extra / DELAY:.0%} of the "
                          f"{DELAY:g} s delay ({'met' if extra >= DELAY else 'MISSED'}: target >= "
-                         f"+{DELAY:g} s); its straggler round takes {slow:.2f} s >= the delay: "
-                         f"{'yes' if slow >= DELAY else 'NO'} (the {base:.2f} s of work that does "
-                         f"not need the straggler overlaps the delay; docs/exchange.md)")
+                         f"+{DELAY:g} s); its straggler round takes {slow:.2f} s, never less than "
+                         f"the delay: {'yes' if slow >= DELAY else 'NO'} (the other workers' "
+                         f"publishing and reading overlap the delay; no-straggler round "
+                         f"{base:.2f} s; docs/exchange.md)")
         elif r["mode"] in TARGETS:
             ratio = slow / base
             lines.append(f"{where}: slow {r['slow_role']} {ratio:.2f}x "
