@@ -18,7 +18,11 @@ import numpy as np
 from coding._validate import check_int, check_prime
 from coding.errors import DuplicateIndexError, OverflowRiskError
 
-__all__ = ["MODES", "CodeSpec"]
+__all__ = ["MODES", "SECURE_LAYOUT", "CodeSpec"]
+
+# How secure shares lay out the fixed-point limbs (exchange/fixed_point.py): update rows of
+# ceil(L/k) entries, limbs interleaved. Recorded in shard headers; bump it if it changes.
+SECURE_LAYOUT = "rows-interleaved-limbs"
 
 MODES = ("plain", "backup", "mds", "gradient", "gradient+mds", "secure")
 _SLICED = ("plain", "backup", "gradient")
@@ -148,13 +152,26 @@ class CodeSpec:
         return rows * self.n_limbs if self.mode == "secure" else rows
 
     def to_json(self) -> dict[str, object]:
-        """Return a JSON-ready dict (recorded in every shard header)."""
-        return dataclasses.asdict(self)
+        """Return a JSON-ready dict (recorded in every shard header).
+
+        Secure specs also name the share layout (:data:`SECURE_LAYOUT`), so that readers,
+        which compare this dict with their own, treat shares of another layout as
+        erasures instead of summing them.
+        """
+        out = dataclasses.asdict(self)
+        if self.mode == "secure":
+            out["layout"] = SECURE_LAYOUT
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> CodeSpec:
         """Rebuild from :meth:`to_json` output."""
-        return cls(**data)  # type: ignore[arg-type]
+        fields = dict(data)
+        layout = fields.pop("layout", None)
+        if fields.get("mode") == "secure" and layout != SECURE_LAYOUT:
+            raise ValueError(f"Argument 'data' has secure share layout {layout!r}; this version "
+                             f"reads {SECURE_LAYOUT!r}.")
+        return cls(**fields)  # type: ignore[arg-type]
 
 
 # -- code objects, built once per parameter set ------------------------------------------

@@ -340,3 +340,37 @@ def test_secure_encode_into_caller_rows_and_its_checks():
         decode_aggregate([r[:-2] for r in rows[:4]], [0, 1, 2, 3], spec, length=x.size, n_terms=1)
     got = decode_aggregate(rows[2:], [2, 3, 4, 5], spec, length=x.size, n_terms=1)
     assert np.max(np.abs(got - x)) <= 2.0**-33
+
+
+@needs_shamir
+def test_production_masks_keep_t_aggregators_independent_of_the_update(monkeypatch):
+    """The real mask source (AES-256-CTR keyed from os.urandom, with rejection) also
+    passes; os.urandom is seeded here only so that the test is reproducible."""
+    import os
+
+    from coding.privacy import independence_test
+
+    seed = np.random.default_rng(2024)
+    monkeypatch.setattr(os, "urandom", lambda n: seed.bytes(n))
+    spec = CodeSpec("secure", 4, k=1, t=2, p=13, frac_bits=0, int_bits=1, limb_bits=2)
+
+    def views(secret, rng, draws, seen):  # rng unused: the masks come from the mask stream
+        return encode_update(np.full(draws, secret), spec)[list(seen)].T
+
+    for seen in itertools.combinations(range(4), spec.t):
+        res = independence_test(lambda x, rng, d, seen=seen: views(x, rng, d, seen), -1.0, 1.0,
+                                p=spec.p, draws=2000, rng=np.random.default_rng(list(seen)))
+        assert res.passed, (seen, res)
+    leak = independence_test(lambda x, rng, d: views(x, rng, d, (0, 1, 2)), -1.0, 1.0,
+                             p=spec.p, draws=2000, rng=np.random.default_rng(9))
+    assert not leak.passed
+
+
+def test_secure_spec_names_its_share_layout():
+    spec = CodeSpec("secure", 6, k=3, t=1)
+    data = spec.to_json()
+    assert data["layout"] == "rows-interleaved-limbs"
+    assert CodeSpec.from_json(data) == spec
+    assert "layout" not in CodeSpec("mds", 6, k=4).to_json()
+    with pytest.raises(ValueError, match="Argument 'data' has secure share layout None"):
+        CodeSpec.from_json({k: v for k, v in data.items() if k != "layout"})
