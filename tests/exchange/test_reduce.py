@@ -186,16 +186,23 @@ def test_secure_limb_sums_decode_exactly_from_any_k_plus_t():
         decode_limb_sums(merged[:3], [0, 1, 2], spec, 31)
 
 
-@needs_shamir
-def test_secure_shares_of_t_aggregators_are_independent_of_the_update():
+# a small field so the colluders' joint view has few cells: one 2-bit limb, p = 13
+_PRIVACY_SPEC = CodeSpec("secure", 4, k=1, t=2, p=13, frac_bits=0, int_bits=1, limb_bits=2)
+
+
+def _assert_t_private(shares_of) -> None:
+    """Any t aggregators' shares pass the independence test; k + t = 3 of them fail it.
+
+    ``shares_of(secret, rng, draws)`` shares ``draws`` copies of ``secret`` (each entry is
+    shared on its own, so each column is one independent draw).
+    """
     from coding.privacy import independence_test
 
-    # a small field so the colluders' joint view has few cells: one 2-bit limb, p = 13
-    spec = CodeSpec("secure", 4, k=1, t=2, p=13, frac_bits=0, int_bits=1, limb_bits=2)
+    spec = _PRIVACY_SPEC
     assert spec.n_limbs == 1
 
-    def views(secret, rng, draws, seen):  # entries are shared independently: one draw each
-        return encode_update(np.full(draws, secret), spec, rng=rng)[list(seen)].T
+    def views(secret, rng, draws, seen):
+        return shares_of(secret, rng, draws)[list(seen)].T
 
     for seen in itertools.combinations(range(4), spec.t):
         res = independence_test(lambda x, rng, d, seen=seen: views(x, rng, d, seen), -1.0, 1.0,
@@ -205,6 +212,12 @@ def test_secure_shares_of_t_aggregators_are_independent_of_the_update():
     leak = independence_test(lambda x, rng, d: views(x, rng, d, (0, 1, 2)), -1.0, 1.0,
                              p=spec.p, draws=2000, rng=np.random.default_rng(9))
     assert not leak.passed
+
+
+@needs_shamir
+def test_secure_shares_of_t_aggregators_are_independent_of_the_update():
+    _assert_t_private(lambda secret, rng, draws:
+                      encode_update(np.full(draws, secret), _PRIVACY_SPEC, rng=rng))
 
 
 # -- gradient modes -----------------------------------------------------------------------
@@ -348,22 +361,10 @@ def test_production_masks_keep_t_aggregators_independent_of_the_update(monkeypat
     passes; os.urandom is seeded here only so that the test is reproducible."""
     import os
 
-    from coding.privacy import independence_test
-
     seed = np.random.default_rng(2024)
     monkeypatch.setattr(os, "urandom", lambda n: seed.bytes(n))
-    spec = CodeSpec("secure", 4, k=1, t=2, p=13, frac_bits=0, int_bits=1, limb_bits=2)
-
-    def views(secret, rng, draws, seen):  # rng unused: the masks come from the mask stream
-        return encode_update(np.full(draws, secret), spec)[list(seen)].T
-
-    for seen in itertools.combinations(range(4), spec.t):
-        res = independence_test(lambda x, rng, d, seen=seen: views(x, rng, d, seen), -1.0, 1.0,
-                                p=spec.p, draws=2000, rng=np.random.default_rng(list(seen)))
-        assert res.passed, (seen, res)
-    leak = independence_test(lambda x, rng, d: views(x, rng, d, (0, 1, 2)), -1.0, 1.0,
-                             p=spec.p, draws=2000, rng=np.random.default_rng(9))
-    assert not leak.passed
+    _assert_t_private(lambda secret, rng, draws:  # rng unused: masks from the mask stream
+                      encode_update(np.full(draws, secret), _PRIVACY_SPEC))
 
 
 def test_secure_spec_names_its_share_layout():
