@@ -20,6 +20,8 @@ import numpy as np
 __all__ = ["TensorSpec", "TensorLayout", "flatten", "unflatten"]
 
 _NUMERIC_KINDS = "biuf"
+_MAX_NDIM = 32  # numpy's own limit
+_MAX_ELEMENTS = 1 << 40  # far above any model, far below int64 overflow
 
 
 @dataclass(frozen=True)
@@ -95,16 +97,21 @@ class TensorLayout:
         if not isinstance(data, list):
             raise ValueError(f"Argument 'data' must be a list of tensor entries, not {type(data).__name__}.")
         specs = []
-        for item in data:
+        for pos, item in enumerate(data):
+            if not isinstance(item, dict) or set(item) != {"name", "dtype", "shape", "offset"}:
+                raise ValueError(f"Argument 'data' has a malformed tensor entry at {pos}.")
+            name, dtype, shape, offset = item["name"], item["dtype"], item["shape"], item["offset"]
+            ok = (type(name) is str and type(dtype) is str and len(dtype) <= 16
+                  and type(shape) is list and len(shape) <= _MAX_NDIM
+                  and all(type(d) is int and 0 <= d <= _MAX_ELEMENTS for d in shape)
+                  and type(offset) is int and 0 <= offset <= _MAX_ELEMENTS)
             try:
-                name, dtype = str(item["name"]), str(item["dtype"])
-                shape = tuple(int(d) for d in item["shape"])
-                offset = int(item["offset"])
-            except (KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"Argument 'data' has a malformed tensor entry {item!r}.") from err
-            if np.dtype(dtype).kind not in _NUMERIC_KINDS or any(d < 0 for d in shape):
-                raise ValueError(f"Argument 'data' has an invalid tensor entry {item!r}.")
-            specs.append(TensorSpec(name, dtype, shape, offset))
+                ok = ok and np.dtype(dtype).kind in _NUMERIC_KINDS
+            except TypeError:
+                ok = False
+            if not ok or int(np.prod(np.array(shape, dtype=object), dtype=object)) > _MAX_ELEMENTS:
+                raise ValueError(f"Argument 'data' has an invalid tensor entry at {pos}.")
+            specs.append(TensorSpec(name, dtype, tuple(shape), offset))
         return cls(tuple(specs))
 
 

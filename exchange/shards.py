@@ -42,7 +42,7 @@ import numpy as np
 from exchange.errors import CorruptShardError
 from exchange.layout import TensorLayout
 
-__all__ = ["MAGIC", "VERSION", "KINDS", "ShardHeader", "Shard", "ShardWriter", "pack_shard", "unpack_shard"]
+__all__ = ["MAGIC", "VERSION", "KINDS", "LIMITS", "ShardHeader", "Shard", "ShardWriter", "pack_shard", "unpack_shard"]
 
 MAGIC = b"KOFNSHRD"
 VERSION = 1
@@ -114,26 +114,103 @@ class ShardHeader:
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> ShardHeader:
-        """Rebuild a header; raise ``ValueError``/``TypeError``/``KeyError`` if malformed."""
-        layout = data["layout"]
+        """Rebuild a header; raise ``ValueError`` or ``TypeError`` if any field is malformed.
+
+        Every field must have its JSON type (an integer is never a float or a bool) and lie
+        within :data:`LIMITS`, so that nothing read from a store can make a reader
+        overflow, allocate or loop on a size it did not check.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"header must be an object, not {type(data).__name__}")
+        missing = sorted(set(cls.__dataclass_fields__) - set(data))
+        if missing:
+            raise ValueError(f"header lacks field(s) {missing}")
         code = data["code"]
         if not isinstance(code, dict):
             raise TypeError("code must be an object")
+        contributors = _list(data, "contributors", LIMITS["contributors"])
+        shape = _list(data, "shape", LIMITS["ndim"])
+        layout = data["layout"]
+        if layout is not None:
+            _list(data, "layout", LIMITS["tensors"])
         return cls(
-            kind=str(data["kind"]),
-            job=str(data["job"]),
-            round=int(data["round"]),
-            index=int(data["index"]),
-            worker=int(data["worker"]),
+            kind=_str(data, "kind"),
+            job=_str(data, "job"),
+            round=_int(data["round"], "round", 0, LIMITS["round"]),
+            index=_int(data["index"], "index", -1, LIMITS["workers"]),
+            worker=_int(data["worker"], "worker", -1, LIMITS["workers"]),
             code=code,
-            contributors=tuple(int(w) for w in data["contributors"]),
-            length=int(data["length"]),
+            contributors=tuple(_int(w, "contributors[]", 0, LIMITS["workers"]) for w in contributors),
+            length=_int(data["length"], "length", 0, LIMITS["elements"]),
             layout=None if layout is None else TensorLayout.from_json(layout),
-            dtype=str(data["dtype"]),
-            shape=tuple(int(d) for d in data["shape"]),
-            payload_length=int(data["payload_length"]),
-            checksum=str(data["checksum"]),
+            dtype=_str(data, "dtype"),
+            shape=tuple(_int(d, "shape[]", 0, LIMITS["elements"]) for d in shape),
+            payload_length=_int(data["payload_length"], "payload_length", 0, LIMITS["bytes"]),
+            checksum=_str(data, "checksum"),
         )
+
+
+#: Bounds on what a shard header may claim (``round``, worker and aggregator indices,
+#: number of contributors, payload dimensions, elements and bytes, tensors in a layout).
+#: They are far above any real job and far below what would overflow an int64.
+LIMITS = {"round": 1 << 40, "workers": 1 << 20, "contributors": 1 << 20, "ndim": 8,
+          "elements": 1 << 40, "bytes": 1 << 43, "tensors": 1 << 20, "depth": 16,
+          "string": 1 << 16}
+
+
+def _int(value: object, name: str, low: int, high: int) -> int:
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], not {value}")
+    return value
+
+
+def _str(data: Mapping[str, object], name: str) -> str:
+    value = data[name]
+    if type(value) is not str:
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    if len(value) > LIMITS["string"]:
+        raise ValueError(f"{name} is {len(value)} characters, more than {LIMITS['string']}")
+    return value
+
+
+def _list(data: Mapping[str, object], name: str, most: int) -> list:
+    value = data[name]
+    if type(value) is not list:
+        raise TypeError(f"{name} must be a list, not {type(value).__name__}")
+    if len(value) > most:
+        raise ValueError(f"{name} has {len(value)} entries, more than {most}")
+    return value
+
+
+def _nesting(value: object) -> int:
+    """How deep lists and objects nest in a parsed JSON value (iterative: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name} in header")
+
+
+def _parse_header(text: bytes) -> ShardHeader:
+    """JSON text -> header; ``ValueError``/``TypeError`` for anything malformed or out of bounds."""
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:  # the C parser stops at the interpreter's recursion limit
+        raise ValueError("header nests too deep") from None
+    depth = _nesting(data)
+    if depth > LIMITS["depth"]:
+        raise ValueError(f"header nests {depth} deep, more than {LIMITS['depth']}")
+    header = ShardHeader.from_json(data)
+    np.dtype(header.dtype)
+    return header
 
 
 @dataclass(frozen=True)
@@ -292,14 +369,14 @@ def unpack_shard(
     if zlib.crc32(text) & 0xFFFFFFFF != hcrc:
         raise CorruptShardError(key, "header checksum mismatch")
     try:
-        header = ShardHeader.from_json(json.loads(bytes(text)))
-        dtype = np.dtype(header.dtype)
-    except (ValueError, TypeError, KeyError) as err:
-        raise CorruptShardError(key, f"malformed header ({err})") from None
+        header = _parse_header(bytes(text))
+    except (ValueError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError included
+        raise CorruptShardError(key, f"malformed header ({_short(err)})") from None
     start = _PREFIX.size + hlen
     body = view[start:]
     if header.dtype not in _DTYPES:
-        raise CorruptShardError(key, f"payload dtype {header.dtype!r} not allowed")
+        raise CorruptShardError(key, f"payload dtype {header.dtype[:16]!r} not allowed")
+    dtype = np.dtype(header.dtype)
     expected_len = int(np.prod(header.shape, dtype=np.int64)) * dtype.itemsize
     if body.nbytes != header.payload_length or expected_len != header.payload_length:
         raise CorruptShardError(
@@ -311,6 +388,12 @@ def unpack_shard(
     _check_expect(header, expect or {}, key)
     payload = np.frombuffer(body, dtype=dtype).reshape(header.shape)
     return Shard(header, payload)
+
+
+def _short(err: Exception) -> str:
+    """An error's text cut to one short line (it may quote attacker-chosen bytes)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _check_expect(header: ShardHeader, expect: Mapping[str, object], key: str) -> None:
