@@ -15,10 +15,13 @@ Notes on Ceph RGW (our test server), handled here:
 
 from __future__ import annotations
 
+import functools
 import io
+import logging
 import os
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -26,10 +29,12 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from coding._validate import check_int
+from coding._validate import check_int, check_real
 from exchange.stores.base import Store, check_key
 
-__all__ = ["S3Store", "translate_error"]
+__all__ = ["S3Store", "is_transient", "translate_error"]
+
+log = logging.getLogger(__name__)
 
 _MiB = 1 << 20
 _DELETE_BATCH = 1000  # the DeleteObjects limit
@@ -61,11 +66,62 @@ _ERRORS: dict[str, type[Exception]] = {
     "InvalidArgument": ValueError,
     "InvalidRange": ValueError,
     "SlowDown": ConnectionError,
+    "Throttling": ConnectionError,
+    "ThrottlingException": ConnectionError,
+    "RequestLimitExceeded": ConnectionError,
     "ServiceUnavailable": ConnectionError,
-    "503": ConnectionError,
     "InternalError": ConnectionError,
+    "500": ConnectionError,
+    "502": ConnectionError,
+    "503": ConnectionError,
+    "504": ConnectionError,
     "RequestTimeout": TimeoutError,
 }
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether a store error may go away by itself (an outage, throttling, a 5xx, a timeout).
+
+    Transient errors are ``ConnectionError`` and ``TimeoutError``; everything else a store
+    raises (``FileNotFoundError``, ``PermissionError``, ``ValueError``, ...) is permanent.
+    """
+    return isinstance(err, (ConnectionError, TimeoutError))
+
+
+def _rides_outages(method: Callable) -> Callable:
+    """Retry ``method`` on transient errors with backoff for up to ``self.outage_s`` seconds.
+
+    botocore retries each request a few times within about a second; this outer loop is
+    what carries a call through an outage of tens of seconds (a restarting endpoint, a
+    throttled bucket). Every S3 call kofn makes is idempotent: a put overwrites with the
+    same bytes, and a conditional put whose first try landed meets ``FileExistsError``,
+    which every caller already reads as "somebody wrote it".
+    """
+
+    @functools.wraps(method)
+    def call(self: S3Store, *args: object, **kwargs: object) -> object:
+        deadline = None
+        delay = _OUTAGE_MIN_S
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except (ConnectionError, TimeoutError) as err:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.outage_s
+                    log.warning("S3 %s: %s; retrying for up to %.0f s", method.__name__, err,
+                                self.outage_s)
+                if now >= deadline:
+                    raise type(err)(f"{err} (still failing after {self.outage_s:.0f} s of "
+                                    "retries)") from err
+                time.sleep(min(delay, deadline - now))
+                delay = min(2 * delay, _OUTAGE_MAX_S)
+
+    return call
+
+
+_OUTAGE_MIN_S = 0.25
+_OUTAGE_MAX_S = 4.0
 
 
 def translate_error(err: Exception, *, bucket: str, key: str | None = None,
@@ -86,7 +142,9 @@ def translate_error(err: Exception, *, bucket: str, key: str | None = None,
     if isinstance(err, botocore.exceptions.NoCredentialsError):
         return PermissionError(f"No AWS credentials found for bucket {bucket!r}; set "
                                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE.")
-    if isinstance(err, botocore.exceptions.EndpointConnectionError):
+    if isinstance(err, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)):
+        return TimeoutError(f"S3 {op} on bucket {bucket!r} timed out: {err}")
+    if isinstance(err, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
         return ConnectionError(f"Cannot reach the S3 endpoint for bucket {bucket!r}: {err}")
     if not isinstance(err, botocore.exceptions.ClientError):
         return OSError(f"S3 {op} on bucket {bucket!r} failed: {err}")
@@ -137,17 +195,24 @@ class S3Store(Store):
     multipart_chunksize : int, optional
         Part size of large transfers (at least 5 MiB, the S3 minimum part size; default
         16 MiB).
+    outage_s : float, optional
+        How long one call keeps retrying transient errors (refused connections, 5xx,
+        throttling, timeouts) before it raises them (default 120 s).
 
     Notes
     -----
     ``put(..., if_absent=True)`` is a conditional PUT (``If-None-Match: *``) in one
     request whatever the size, since conditional multipart completion is not supported
-    everywhere. Transient failures are retried by botocore's ``standard`` retry mode.
+    everywhere. Each request is retried by botocore's ``adaptive`` retry mode (standard
+    retries plus client-side rate limiting when throttled); a call whose retries all fail
+    with a transient error (:func:`is_transient`) is tried again with backoff for up to
+    ``outage_s`` seconds, so an outage delays a round instead of ending the job.
     """
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  region: str | None = None, max_pool: int = 32,
-                 multipart_threshold: int = 64 * _MiB, multipart_chunksize: int = 16 * _MiB):
+                 multipart_threshold: int = 64 * _MiB, multipart_chunksize: int = 16 * _MiB,
+                 outage_s: float = 120.0):
         if not isinstance(bucket, str) or not _BUCKET_RE.match(bucket):
             raise ValueError("Argument 'bucket' must be a valid S3 bucket name "
                              f"(3-63 lowercase letters, digits, '.' or '-'), not {bucket!r}.")
@@ -161,11 +226,12 @@ class S3Store(Store):
         self.multipart_chunksize = check_int("multipart_chunksize", multipart_chunksize,
                                              low=5 * _MiB, high=self.multipart_threshold,
                                              high_name="multipart_threshold")
+        self.outage_s = check_real("outage_s", outage_s, low=0.0)
         self.bucket = bucket
         self.prefix = prefix
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
+            retries={"mode": "adaptive", "max_attempts": 5},
             max_pool_connections=self.max_pool,
             signature_version="s3v4",
             s3={"addressing_style": "path" if self.endpoint_url else "auto"},
@@ -193,6 +259,7 @@ class S3Store(Store):
     def _err(self, err: Exception, key: str | None, op: str) -> Exception:
         return translate_error(err, bucket=self.bucket, key=key, op=op)
 
+    @_rides_outages
     def create_bucket(self) -> None:
         """Create the bucket if it does not exist (for tests and first-time set-up)."""
         try:
@@ -214,6 +281,7 @@ class S3Store(Store):
         except botocore.exceptions.BotoCoreError as err:
             raise self._err(err, None, "CreateBucket") from err
 
+    @_rides_outages
     def put(self, key: str, data: bytes | bytearray | memoryview, *, if_absent: bool = False) -> None:
         """Store ``data`` (a conditional PUT with ``if_absent=True``; multipart if large)."""
         full = self._full(key)
@@ -236,6 +304,7 @@ class S3Store(Store):
             cause = err.__context__ if isinstance(err.__context__, Exception) else err
             raise self._err(cause, key, "multipart upload") from err
 
+    @_rides_outages
     def get(self, key: str) -> bytes | bytearray:
         """Return the object's bytes (a bytearray, not copied again, when it was read in
         parallel ranged GETs)."""
@@ -294,6 +363,7 @@ class S3Store(Store):
                                             thread_name_prefix="kofn-s3")
         return self._pool
 
+    @_rides_outages
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """Return up to ``length`` bytes of ``key`` from offset ``start`` (one ranged GET)."""
         full = self._full(key)
@@ -314,6 +384,7 @@ class S3Store(Store):
         except botocore.exceptions.BotoCoreError as err:
             raise self._err(err, key, "GetObject") from err
 
+    @_rides_outages
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists (one HEAD request)."""
         try:
@@ -325,6 +396,7 @@ class S3Store(Store):
             raise exc from err
         return True
 
+    @_rides_outages
     def list(self, prefix: str = "") -> list[str]:
         """Return the sorted keys starting with ``prefix`` (paginated ListObjectsV2)."""
         if not isinstance(prefix, str):
@@ -341,6 +413,7 @@ class S3Store(Store):
         keys.sort()
         return keys
 
+    @_rides_outages
     def delete(self, keys: Iterable[str]) -> None:
         """Delete ``keys`` in batches of 1000 (DeleteObjects); missing keys are ignored."""
         if isinstance(keys, str):

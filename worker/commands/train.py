@@ -159,9 +159,18 @@ def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int
     seen_complete: float | None = None
     deadline = time.monotonic() + cfg.round_timeout * 2 + 600
     while r <= cfg.rounds:
-        recs = _round_records(store, cfg.job, r)
-        latest = exchange.latest_complete_round() or 0
         finished = launcher.poll()
+        try:
+            recs = _round_records(store, cfg.job, r)
+            latest = exchange.latest_complete_round() or 0
+        except (ConnectionError, TimeoutError) as err:
+            # The driver's own store trouble is no reason to stop healthy workers: keep
+            # following until the round deadline, which the workers share.
+            if time.monotonic() > deadline:
+                raise KofnError(f"Job {cfg.job!r}: the store stayed unreachable past round "
+                                f"{r}'s deadline: {err}") from None
+            time.sleep(max(poll_s, 1.0))
+            continue
         if latest >= r and seen_complete is None:
             seen_complete = time.monotonic()
         settled = latest > r or (seen_complete is not None and time.monotonic() - seen_complete > 10)
