@@ -50,7 +50,7 @@ import numpy as np
 
 from coding._validate import check_int
 from coding.errors import NotEnoughShardsError
-from exchange.errors import CorruptShardError, RoundTimeoutError
+from exchange.errors import CorruptShardError, DecryptionError, RoundTimeoutError
 from exchange.layout import flatten
 from exchange.reduce import coded_reduce, decode_aggregate, encode_update
 from exchange.round_types import GRADIENT_MODES, RoundConfig, RoundResult, RoundStats, _Meter
@@ -319,8 +319,8 @@ class Exchange:
     def _read_shard(meter: _Meter, key: str, expect: dict) -> Shard | Exception:
         try:
             return unpack_shard(meter.get(key), key=key, expect=expect)
-        except (CorruptShardError, FileNotFoundError) as err:
-            return err
+        except (CorruptShardError, DecryptionError, FileNotFoundError) as err:
+            return err  # every failed read is an erasure
 
     def _fetch_one(self, meter: _Meter, r: int, j: int, w: int) -> Shard | Exception:
         """Worker ``w``'s contribution to aggregator ``j`` (a failure is returned)."""
@@ -448,7 +448,7 @@ class Exchange:
             for j, key, item in zip(fresh, keys, items, strict=True):
                 if isinstance(item, Shard):
                     state.have[j] = item
-                elif isinstance(item, CorruptShardError):
+                elif isinstance(item, (CorruptShardError, DecryptionError)):
                     log.warning("round %d: %s; deleting it for recomputation", r, item)
                     self.store.delete([key])
                     state.repair.add(j)
@@ -489,7 +489,7 @@ class Exchange:
         for j in todo:
             try:
                 made = self._aggregate(meter, r, j, wait=False)
-            except CorruptShardError as err:
+            except (CorruptShardError, DecryptionError) as err:
                 log.warning("round %d: cannot make merged shard %d: %s", r, j, err)
                 state.failed.add(j)
                 made = False
@@ -546,7 +546,7 @@ class Exchange:
         stats = self.publish(r, worker, update, rng=rng)
         try:
             stats = stats + self.aggregate(r, worker)
-        except CorruptShardError as err:
+        except (CorruptShardError, DecryptionError) as err:
             log.warning("round %d worker %d: own aggregation failed: %s", r, worker, err)
         result = self.collect(r)
         return dataclasses.replace(result, stats=stats + result.stats)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 
@@ -409,3 +410,54 @@ def test_legacy_cbc_has_no_integrity() -> None:
         legacy_encrypt(b"short", data)
     with pytest.raises(DecryptionError):
         legacy_decrypt(key, b"@@@")
+
+
+# -- per-aggregator keys --------------------------------------------------------------------
+
+def test_sealed_share_opens_only_with_its_aggregators_key():
+    from exchange.crypto import AggregatorKeys, open_share, seal_share
+
+    keys = AggregatorKeys.generate(3)
+    blob = seal_share(keys, 1, "a/contrib/1/0", b"share")
+    assert open_share(keys.only(1), 1, "a/contrib/1/0", blob) == b"share"
+    with pytest.raises(DecryptionError, match="does not hold"):
+        open_share(keys.only(0, 2), 1, "a/contrib/1/0", blob)
+    with pytest.raises(DecryptionError, match="sealed to aggregator 1, not 2"):
+        open_share(keys, 2, "a/contrib/1/0", blob)
+    with pytest.raises(DecryptionError):  # bound to its object key
+        open_share(keys, 1, "a/contrib/1/9", blob)
+    for pos in (4, 10, 40, len(blob) - 1):  # header, ephemeral key, ciphertext, tag
+        bad = bytearray(blob)
+        bad[pos] ^= 1
+        with pytest.raises(DecryptionError):
+            open_share(keys, 1, "a/contrib/1/0", bytes(bad))
+    with pytest.raises(DecryptionError, match="shorter"):
+        open_share(keys, 1, "a/contrib/1/0", blob[:20])
+    back = AggregatorKeys.from_json(keys.only(2).to_json())
+    assert back.held == (2,) and back.public(0) == keys.public(0)
+    assert repr(back) == "AggregatorKeys(n=3, held=[2])"
+    with pytest.raises(KeyFileError):
+        AggregatorKeys.from_json('{"format": "nope"}')
+    other = json.loads(AggregatorKeys.generate(3).to_json())
+    with pytest.raises(ValueError, match="does not match"):
+        AggregatorKeys([keys.public(j) for j in range(3)],
+                       {0: base64.b64decode(other["private"]["0"])})
+    with pytest.raises(ValueError, match="lacks"):
+        keys.only(0).only(1)
+
+
+def test_sealed_share_store_routes_only_contributions(tmp_path):
+    from exchange.crypto import AggregatorKeys, SealedShareStore, share_aggregator
+
+    assert share_aggregator("p/j/r00000001/contrib/3/2") == 3
+    assert share_aggregator("p/j/r00000001/merged/3") is None
+    raw = LocalStore(tmp_path)
+    keys = AggregatorKeys.generate(2)
+    store = SealedShareStore(raw, keys.only(0))
+    store.put("x/contrib/1/0", b"to one")
+    store.put("x/merged/1", b"public")
+    assert raw.get("x/merged/1") == b"public"
+    assert b"to one" not in raw.get("x/contrib/1/0")
+    assert SealedShareStore(raw, keys.only(1)).get("x/contrib/1/0") == b"to one"
+    with pytest.raises(DecryptionError):
+        store.get("x/contrib/1/0")
