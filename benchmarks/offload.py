@@ -3,7 +3,7 @@
     python -m benchmarks.offload            # 300 instances at W=15; writes results/offload/
     python -m benchmarks.offload --quick    # 40 instances, fewer timing repeats
 
-Instances: the study's defaults (K=6, N=10, W=15, ...) with four parameters drawn per
+Instances: the generator's defaults (K=6, N=10, W=15, ...) with four parameters drawn per
 instance, P ~ U[0.1, 1.5] W, f_w ~ U[1.5, 2.7] GHz, T ~ U[0.6, 1.2] s and eps ~ U[0.01, 0.1],
 so that the optimum ranges from all-offload through mixed to local-first placements and some
 instances are infeasible. The optimum comes from

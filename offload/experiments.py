@@ -1,10 +1,25 @@
 """Parameter sweeps of the offloading policies, with CSV, JSON and PNG output.
 
 A sweep varies one generator parameter over a list of values. For every value and seed it
-draws an instance (the same workers for every value of a seed: common random numbers) and
-plans it with each policy. The summary reports, per value and policy, the energy over the
-seeds whose placement meets the budget (mean and standard error) beside the feasibility rate:
-a policy that misses the deadline can look cheap.
+draws an instance and plans it with each policy. The comparison is paired throughout:
+
+* **Common random numbers.** A seed draws the same workers for every value (the generator's
+  draws do not depend on the scalar parameters), every policy plans the same instance, and
+  every policy's randomness is seeded by the seed alone.
+* **Energy on common seeds.** The energy means are over the seeds on which *every* policy of
+  the sweep meets the budget, so no policy's mean rests on a friendlier subset: per value
+  (``energy_common_*``), and over the seeds common to every value of the axis
+  (``energy_axis_*``, ``SweepResult.axis_seeds``), so that a trend along the axis is a trend
+  on the same instances and not a change of subset.
+* **Energy ratio to the optimum.** Per seed, a policy's energy over the reference policy's
+  (``exact`` when it is in the sweep, else ``igp``), averaged over the seeds where the policy
+  meets the budget. A ratio below 1 would mean a policy beat the optimum.
+* **Infeasible runs are counted, never dropped silently**: the summary carries the share of
+  seeds meeting the budget and the mean predicted deadline-success probability
+  ``P(K results by T)``, and the common-seed count is printed on the plot.
+
+A value whose instances cannot be built (say ``N > W + m_max``) is skipped with a note in
+``SweepResult.skipped``; the sweep goes on.
 """
 
 from __future__ import annotations
@@ -23,7 +38,7 @@ from coding._validate import check_int
 from offload.generator import GeneratorConfig, generate
 from offload.policies import get_policy
 
-__all__ = ["AXES", "Axis", "SweepResult", "sweep", "write_outputs", "plot_sweep"]
+__all__ = ["AXES", "Axis", "SweepResult", "reference_policy", "sweep", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -49,33 +64,90 @@ AXES = {
 
 @dataclass
 class SweepResult:
-    """Per-run rows and per-(value, policy) summary of a sweep."""
+    """Per-run rows, per-(value, policy) summary and skipped values of a sweep."""
 
     x: str
     values: list
     policies: list[str]
     seeds: int
     config: dict
+    reference: str | None = None
     rows: list[dict] = field(default_factory=list)
     summary: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    axis_seeds: list[int] = field(default_factory=list)
 
 
-def _summarize(rows: list[dict], values, policies) -> list[dict]:
-    out = []
+def reference_policy(policies: Sequence[str]) -> str | None:
+    """The policy energies are compared against: ``exact`` if present, else ``igp``."""
+    for name in ("exact", "igp"):
+        if name in policies:
+            return name
+    return None
+
+
+def _mean_sem(vals) -> tuple[float, float]:
+    n = len(vals)
+    if not n:
+        return float("nan"), float("nan")
+    return float(np.mean(vals)), float(np.std(vals, ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+
+
+def _axis_seeds(rows: list[dict]) -> list[int]:
+    """Seeds on which every policy meets the budget at every value."""
+    return sorted({r["seed"] for r in rows} - {r["seed"] for r in rows if not r["feasible"]})
+
+
+def _summarize(rows: list[dict], values, policies, reference) -> list[dict]:
+    out, axis = [], set(_axis_seeds(rows))
     for v in values:
+        at = [r for r in rows if r["x"] == v]
+        seeds = sorted({r["seed"] for r in at})
+        by = {(r["seed"], r["policy"]): r for r in at}
+        common = [s for s in seeds if all(by[s, p]["feasible"] for p in policies)]
         for name in policies:
-            sel = [r for r in rows if r["x"] == v and r["policy"] == name]
-            ok = [r["energy_J"] for r in sel if r["feasible"]]
-            n = len(ok)
+            sel = [by[s, name] for s in seeds]
+            ok = [r for r in sel if r["feasible"]]
+            e_common, e_common_sem = _mean_sem([by[s, name]["energy_J"] for s in common])
+            e_own, e_own_sem = _mean_sem([r["energy_J"] for r in ok])
+            e_axis, e_axis_sem = _mean_sem([by[s, name]["energy_J"] for s in seeds if s in axis])
+            ratios = [r["ratio"] for r in ok if r["ratio"] is not None]
+            ratio, ratio_sem = _mean_sem(ratios)
             out.append({
-                "x": v, "policy": name, "runs": len(sel), "feasible": n,
-                "feasibility_rate": n / len(sel) if sel else float("nan"),
-                "energy_mean_J": float(np.mean(ok)) if n else float("nan"),
-                "energy_sem_J": float(np.std(ok, ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
-                "energy_all_mean_J": float(np.mean([r["energy_J"] for r in sel])),
+                "x": v, "policy": name, "runs": len(sel), "feasible": len(ok),
+                "feasibility_rate": len(ok) / len(sel) if sel else float("nan"),
+                "success_mean": float(np.mean([r["success"] for r in sel])),
+                "common_seeds": len(common),
+                "energy_common_mean_J": e_common, "energy_common_sem_J": e_common_sem,
+                "axis_seeds": len(axis), "energy_axis_mean_J": e_axis,
+                "energy_axis_sem_J": e_axis_sem,
+                "energy_ratio_mean": ratio, "energy_ratio_sem": ratio_sem,
+                "energy_ratio_min": float(min(ratios)) if ratios else float("nan"),
+                "energy_ratio_max": float(max(ratios)) if ratios else float("nan"),
+                "energy_feasible_mean_J": e_own, "energy_feasible_sem_J": e_own_sem,
                 "time_mean_s": float(np.mean([r["time_s"] for r in sel])),
             })
     return out
+
+
+def _run_value(cfg: GeneratorConfig, v, seeds: int, objs: dict, reference) -> list[dict]:
+    rows = []
+    for seed in range(seeds):
+        inst = generate(cfg, seed)
+        plans = {}
+        for name, pol in objs.items():
+            t = time.perf_counter()
+            plans[name] = (pol.plan(inst, rng=np.random.default_rng(seed)),
+                           time.perf_counter() - t)
+        ref = plans[reference][0] if reference else None
+        for name, (pl, dt) in plans.items():
+            ratio = (pl.energy / ref.energy if pl.feasible and ref is not None and ref.feasible
+                     and ref.energy > 0 else None)
+            rows.append({"x": v, "seed": seed, "policy": name, "m": pl.m,
+                         "workers": " ".join(map(str, pl.workers)), "energy_J": pl.energy,
+                         "success": pl.success, "feasible": pl.feasible, "ratio": ratio,
+                         "time_s": dt})
+    return rows
 
 
 def sweep(x: str, *, values: Sequence | None = None,
@@ -90,15 +162,15 @@ def sweep(x: str, *, values: Sequence | None = None,
         A key of :data:`AXES` (``power``, ``cpu``, ``deadline``, ``n``, ``k``).
     values : sequence, optional
         Values of the parameter in generator units (Hz for ``cpu``); the axis default if
-        omitted.
+        omitted. A value whose instances cannot be built is skipped with a note.
     policies : sequence of str
         Policy names (keys of :data:`offload.policies.POLICIES`).
     seeds : int
         Instances per value, seeds ``0..seeds-1``.
     config : GeneratorConfig, optional
-        Base parameters (the study's defaults if omitted).
+        Base parameters (the generator's defaults if omitted).
     progress : callable, optional
-        Called with one line of text after each value.
+        Called with one line of text after each value (and for each skipped value).
     """
     if x not in AXES:
         raise ValueError(f"Argument 'x' must be one of {', '.join(AXES)}, not {x!r}.")
@@ -109,83 +181,59 @@ def sweep(x: str, *, values: Sequence | None = None,
         raise ValueError("Argument 'values' must not be empty.")
     objs = {name: get_policy(name) for name in policies}
     base = GeneratorConfig() if config is None else config
-    res = SweepResult(x, values, list(objs), seeds, dict(base.__dict__))
+    ref = reference_policy(list(objs))
+    res = SweepResult(x, [], list(objs), seeds, dict(base.__dict__), ref)
     for v in values:
-        cfg = base.replace(**{axis.field: type(getattr(base, axis.field))(v)})
         t0 = time.perf_counter()
-        for seed in range(seeds):
-            inst = generate(cfg, seed)
-            for name, pol in objs.items():
-                t = time.perf_counter()
-                pl = pol.plan(inst, rng=np.random.default_rng(seed))
-                res.rows.append({"x": v, "seed": seed, "policy": name, "m": pl.m,
-                                 "workers": " ".join(map(str, pl.workers)),
-                                 "energy_J": pl.energy, "success": pl.success,
-                                 "feasible": pl.feasible, "time_s": time.perf_counter() - t})
+        try:
+            cfg = base.replace(**{axis.field: type(getattr(base, axis.field))(v)})
+            rows = _run_value(cfg, v, seeds, objs, ref)
+        except (ValueError, TypeError) as err:
+            res.skipped.append({"x": v, "reason": str(err)})
+            if progress is not None:
+                progress(f"{x}={v * axis.scale:g}: skipped: {err}")
+            continue
+        res.values.append(v)
+        res.rows += rows
         if progress is not None:
-            summ = _summarize(res.rows, [v], res.policies)
-            parts = [f"{s['policy']}={s['energy_mean_J']:.3f}J/{s['feasibility_rate']:.0%}"
+            summ = _summarize(rows, [v], res.policies, ref)
+            parts = [f"{s['policy']}={s['energy_common_mean_J']:.3f}J/{s['feasibility_rate']:.0%}"
                      for s in summ]
             progress(f"{x}={v * axis.scale:g}: {' '.join(parts)} "
+                     f"[{summ[0]['common_seeds']}/{seeds} common] "
                      f"({time.perf_counter() - t0:.1f}s)")
-    res.summary = _summarize(res.rows, values, res.policies)
+    res.summary = _summarize(res.rows, res.values, res.policies, ref)
+    res.axis_seeds = _axis_seeds(res.rows)
     return res
-
-
-STYLE = {"igp": ("C0", "o"), "exact": ("k", "x"), "rop": ("C2", "^"), "aop": ("C3", "s"),
-         "lcp": ("C1", "D")}
-
-
-def plot_sweep(result: SweepResult, path) -> Path:
-    """Plot energy (mean +- standard error over feasible runs) and feasibility rate."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    axis = AXES[result.x]
-    fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
-    for name in result.policies:
-        s = [r for r in result.summary if r["policy"] == name]
-        xs = np.array([r["x"] for r in s], dtype=float) * axis.scale
-        color, marker = STYLE.get(name, (None, "."))
-        ls = ":" if name == "exact" else "-"
-        ax_e.errorbar(xs, [r["energy_mean_J"] for r in s], yerr=[r["energy_sem_J"] for r in s],
-                      color=color, marker=marker, ls=ls, ms=4, capsize=2, label=name.upper())
-        ax_f.plot(xs, [r["feasibility_rate"] for r in s], color=color, marker=marker, ls=ls,
-                  ms=4, label=name.upper())
-    ax_e.set(xlabel=axis.label, ylabel="Energy over feasible runs (J)",
-             title="Energy (mean ± s.e.)")
-    ax_f.set(xlabel=axis.label, ylabel="Share meeting the budget", ylim=(-0.05, 1.05),
-             title=f"Feasibility ({result.seeds} seeds)")
-    for ax in (ax_e, ax_f):
-        ax.grid(alpha=0.3)
-    ax_e.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def write_outputs(result: SweepResult, outdir, stem: str | None = None,
                   command: str = "") -> list[Path]:
     """Write ``<stem>.csv`` (one row per run), ``<stem>.json`` (summary) and ``<stem>.png``."""
+    from offload.figures import plot_sweep
+
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     stem = stem or f"sweep_{result.x}"
     csv_path, json_path = outdir / f"{stem}.csv", outdir / f"{stem}.json"
+    fields = ["x", "seed", "policy", "m", "workers", "energy_J", "success", "feasible",
+              "ratio", "time_s"]
     with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(result.rows[0]))
+        writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for r in result.rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+            writer.writerow({k: ("" if r[k] is None else f"{r[k]:.10g}"
+                                 if isinstance(r[k], float) else r[k]) for k in fields})
     doc = {"x": result.x, "values": result.values, "policies": result.policies,
-           "seeds": result.seeds, "command": command, "config": result.config,
+           "seeds": result.seeds, "reference": result.reference, "command": command,
+           "config": result.config, "skipped": result.skipped,
+           "axis_seeds": result.axis_seeds,
            "summary": _no_nan(result.summary)}
     json_path.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
-    png = plot_sweep(result, outdir / f"{stem}.png")
-    return [csv_path, json_path, png]
+    paths = [csv_path, json_path]
+    if result.values:
+        paths.append(plot_sweep(result, outdir / f"{stem}.png"))
+    return paths
 
 
 def _no_nan(obj):

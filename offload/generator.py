@@ -1,11 +1,12 @@
 """Seeded random instances and TOML instance files.
 
-The defaults reproduce the study's setting: ``K=6, N=10, W=15``, ``C=2.5e8`` cycles and
-``D=4`` Mbit per subtask (``R=600`` rows, ``c_row=2.5e6``, ``b_row=4e4``), ``f_m=1`` GHz,
-``kappa=1e-27``, ``T=0.9`` s, ``eps=0.05``, ``B=1`` MHz, ``N0=1e-13`` W, ``g0=1e-3``,
-``alpha=3``, distances ``U[20, 300]`` m, ``f_i = f_w * U[0.5, 1.5]`` and ``mu_i ~ U[0.1, 1]``.
-The issue leaves ``P`` and ``f_w`` open; we use ``P=0.5`` W and ``f_w=2`` GHz, inside the
-ranges the figures sweep (0.1-1.5 W and 1.5-2.7 GHz).
+The defaults are kofn's own choice, not the study's (the study gives no numeric
+parameters): ``K=6, N=10, W=15``, ``C=2.5e8`` cycles and ``D=4`` Mbit per subtask
+(``R=600`` rows, ``c_row=2.5e6``, ``b_row=4e4``), ``f_m=1`` GHz, ``kappa=1e-27``,
+``T=0.9`` s, ``eps=0.05``, ``P=0.5`` W, ``B=1`` MHz, ``N0=1e-13`` W, ``g0=1e-3``,
+``alpha=3``, distances ``U[20, 300]`` m, ``f_i = f_w * U[0.5, 1.5]`` with ``f_w=2`` GHz and
+``mu_i ~ U[0.1, 1]``. They were picked so that the optimum moves between all-offload, mixed
+and local-first placements over the ranges the figures sweep (0.1-1.5 W, 1.5-2.7 GHz).
 
 The random draws of a seed do not depend on the scalar parameters, so sweeping ``power`` or
 ``f_w`` with the same seed moves the same workers (common random numbers).
@@ -79,7 +80,7 @@ def generate(config: GeneratorConfig | None = None, seed: int = 0) -> Instance:
     Parameters
     ----------
     config : GeneratorConfig, optional
-        Parameters; the study's defaults when omitted.
+        Parameters; the defaults when omitted.
     seed : int
         Seed of the draws (distances, CPU spread, straggling parameters).
 

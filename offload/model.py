@@ -21,10 +21,10 @@ Model (one dataclass per part):
   ``P(m + X_S >= K) >= 1 - eps`` (``X_S`` Poisson-binomial over the ``p_i`` of the chosen
   set ``S``), or a deterministic budget that tolerates a given number of stragglers.
 
-Transmission assumption (as in the study): the master reaches every chosen worker over its
-own orthogonal (OFDMA) link of bandwidth ``B`` at that worker's rate ``r_i``; all ``N - m``
-transmissions start at time 0 and run in parallel, each at power ``P``. Local computing runs
-in parallel with transmitting.
+Transmission assumption (the study's structure; it gives no numbers): the master reaches
+every chosen worker over its own orthogonal (OFDMA) link of bandwidth ``B`` at that worker's
+rate ``r_i``; all ``N - m`` transmissions start at time 0 and run in parallel, each at power
+``P``. Local computing runs in parallel with transmitting.
 """
 
 from __future__ import annotations

@@ -88,6 +88,21 @@ class Neighbourhood:
         return _evaluate(self.inst, m, S, name)
 
     # -- neighbourhood ------------------------------------------------------------
+    def swap_block(self, m: int, S: np.ndarray):
+        """``(delta, success, make_state)`` of the swaps ``j -> i`` only (``m`` fixed), or
+        ``None`` when there is no swap."""
+        U = self.unchosen(S)
+        if not (S.size and U.size):
+            return None
+        need = self.need(m)
+        rows = np.tile(self.q[S], (S.size, 1))
+        rows[np.arange(S.size), np.arange(S.size)] = 0.0
+        loo = pb._batch_pmf(rows)
+        succ = (pb.batch_tail(loo, need)[:, None]
+                + pb.batch_at(loo, need - 1)[:, None] * self.q[U][None, :])
+        delta = self.cost[U][None, :] - self.cost[S][:, None]
+        return delta, succ, lambda ix: (m, np.append(np.delete(S, ix[0]), U[ix[1]]))
+
     def blocks(self, m: int, S: np.ndarray):
         """Yield ``(delta, success, make_state)`` arrays for each move type."""
         U = self.unchosen(S)
@@ -153,11 +168,17 @@ class Neighbourhood:
                 best = Move(float(masked[ix]), float(succ[ix]), nm, np.sort(nS))
         return best
 
-    def best_repair(self, m: int, S: np.ndarray, current: float) -> Move | None:
+    def best_repair(self, m: int, S: np.ndarray, current: float, *,
+                    swaps_only: bool = False) -> Move | None:
         """A move towards feasibility: the cheapest feasible one if any exists, else the one
-        with the best success gain per joule (free gains first)."""
+        with the best success gain per joule (free gains first). ``swaps_only`` keeps ``m``."""
         feas, gain_best, score_best = None, None, -np.inf
-        for delta, succ, make in self.blocks(m, S):
+        if swaps_only:
+            block = self.swap_block(m, S)
+            moves = [] if block is None else [block]
+        else:
+            moves = self.blocks(m, S)
+        for delta, succ, make in moves:
             ok = succ >= self.target
             if ok.any():
                 masked = np.where(ok, delta, np.inf)

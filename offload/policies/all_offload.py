@@ -1,16 +1,20 @@
 """AOP: all offloading.
 
-Every coded subtask goes to a worker (``m = 0``), one per worker; only when ``N > W`` are the
-``N - W`` subtasks that no worker can take run locally. The workers are picked by a fixed
-rule (the cheapest by default) without regard to the budget, as in the study: AOP shows what
-offloading everything costs, and its ``feasible`` flag shows whether that meets the deadline.
+Every coded subtask goes to a worker (``m = m_min = max(0, N - W)``: only when ``N > W`` do
+the subtasks that no worker can take run locally). AOP never computes locally to rescue the
+deadline; it respects the budget only through its choice of workers. By default
+(``budget="repair"``) it takes the cheapest workers and swaps in more reliable ones until the
+budget holds (see :mod:`offload.policies._baseline`); when no all-offload placement meets
+the budget, AOP is infeasible on that instance and says so. ``AOP(budget="blind")`` (the
+registry's ``aop-blind``) is the earlier variant: the ``N`` workers picked by ``workers``
+without regard to the budget.
 """
 
 from __future__ import annotations
 
 from offload.model import Instance, check_instance
 from offload.placement import Placement
-from offload.policies._baseline import check_rule, fixed_m
+from offload.policies._baseline import baseline, check_budget, check_rule
 from offload.policies._rng import as_rng
 
 __all__ = ["AOP"]
@@ -22,16 +26,18 @@ class AOP:
     Parameters
     ----------
     workers : {"cheapest", "reliable"}
-        Which ``N`` workers receive the subtasks.
+        Which workers are taken first.
+    budget : {"repair", "blind"}
+        ``repair``: swap workers until the budget holds; ``blind``: keep the first pick.
     """
 
-    name = "aop"
-
-    def __init__(self, workers: str = "cheapest"):
+    def __init__(self, workers: str = "cheapest", budget: str = "repair"):
         self.workers = check_rule(workers)
+        self.budget = check_budget(budget)
+        self.name = "aop" if budget == "repair" else "aop-blind"
 
     def plan(self, instance: Instance, *, rng=None) -> Placement:
         """Offload all subtasks (``rng`` is unused; the policy is deterministic)."""
         check_instance(instance)
         as_rng(rng)
-        return fixed_m(instance, instance.m_min, self.workers, self.name)
+        return baseline(instance, instance.m_min, self.workers, self.budget, self.name)

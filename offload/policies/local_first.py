@@ -1,15 +1,20 @@
 """LCP: local computing first.
 
-The master keeps as many coded subtasks as it can finish by the deadline (``m = m_max``) and
-offloads the remaining ``N - m_max``, which the deadline forces out, to workers picked by a
-fixed rule (the cheapest by default) without regard to the budget.
+The master keeps as many coded subtasks as it can finish by the deadline
+(``m = m_max = floor(T f_m / C)``) and offloads only the ``N - m_max`` that the deadline
+forces out. By default (``budget="repair"``) those go to the cheapest workers, swapped for
+more reliable ones until the budget holds (see :mod:`offload.policies._baseline`). No
+placement is more reliable than ``m_max`` local subtasks plus the most reliable workers, so
+LCP is feasible on every feasible instance. ``LCP(budget="blind")`` (the registry's
+``lcp-blind``) is the earlier variant: the forced offloads go to the workers picked by
+``workers`` without regard to the budget.
 """
 
 from __future__ import annotations
 
 from offload.model import Instance, check_instance
 from offload.placement import Placement
-from offload.policies._baseline import check_rule, fixed_m
+from offload.policies._baseline import baseline, check_budget, check_rule
 from offload.policies._rng import as_rng
 
 __all__ = ["LCP"]
@@ -21,16 +26,18 @@ class LCP:
     Parameters
     ----------
     workers : {"cheapest", "reliable"}
-        Which ``N - m_max`` workers receive the forced offloads.
+        Which workers are taken first for the forced offloads.
+    budget : {"repair", "blind"}
+        ``repair``: swap workers until the budget holds; ``blind``: keep the first pick.
     """
 
-    name = "lcp"
-
-    def __init__(self, workers: str = "cheapest"):
+    def __init__(self, workers: str = "cheapest", budget: str = "repair"):
         self.workers = check_rule(workers)
+        self.budget = check_budget(budget)
+        self.name = "lcp" if budget == "repair" else "lcp-blind"
 
     def plan(self, instance: Instance, *, rng=None) -> Placement:
         """Run ``m_max`` subtasks locally, offload the rest (``rng`` is unused)."""
         check_instance(instance)
         as_rng(rng)
-        return fixed_m(instance, instance.m_max, self.workers, self.name)
+        return baseline(instance, instance.m_max, self.workers, self.budget, self.name)

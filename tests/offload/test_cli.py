@@ -60,3 +60,30 @@ def test_sweep_writes_csv_json_png(tmp_path, capsys):
 def test_sweep_errors(args, msg, capsys):
     assert main(["offload", "sweep", *args]) == 2
     assert msg in capsys.readouterr().err
+
+
+def test_plan_set_overrides_generator_and_instance_fields(tmp_path, capsys):
+    assert main(["offload", "plan", "--seed", "2", "--set", "power=0.1", "--json"]) == 0
+    low = json.loads(capsys.readouterr().out)["placement"]
+    assert main(["offload", "plan", "--seed", "2", "--set", "power=1.5", "--json"]) == 0
+    high = json.loads(capsys.readouterr().out)["placement"]
+    assert low["energy_J"] < high["energy_J"]
+    path = tmp_path / "inst.toml"
+    assert main(["offload", "example", "--seed", "2"]) == 0
+    path.write_text(capsys.readouterr().out)
+    assert main(["offload", "plan", "--instance", str(path), "--set", "master.power=0.1",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["placement"]["energy_J"] == pytest.approx(
+        low["energy_J"])
+    assert main(["offload", "plan", "--instance", str(path), "--set", "power=0.1"]) == 2
+    assert "SECTION.FIELD=VALUE" in capsys.readouterr().err
+
+
+def test_sweep_skips_an_invalid_value_with_a_note(tmp_path, capsys):
+    rc = main(["offload", "sweep", "--x", "power", "--values", "0.5,-1", "--seeds", "2",
+               "--policies", "igp,lcp", "--out", str(tmp_path)])
+    assert rc == 0
+    assert "note: skipped power=-1: Argument 'master.power'" in capsys.readouterr().out
+    assert main(["offload", "sweep", "--x", "power", "--values", "-1", "--seeds", "1",
+                 "--out", str(tmp_path)]) == 2
+    assert "no valid value" in capsys.readouterr().err

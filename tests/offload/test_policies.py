@@ -37,7 +37,8 @@ def test_igp_no_worse_than_any_feasible_baseline(cfg):
     for seed in range(6):
         inst = generate(cfg, seed)
         igp = IGP().plan(inst, rng=seed)
-        for base in (ROP(), AOP(), LCP(), AOP("reliable"), LCP("reliable")):
+        for base in (ROP(), AOP(), LCP(), AOP("reliable"), LCP("reliable"),
+                     AOP(budget="blind"), LCP(budget="blind"), ROP(tries=1)):
             pl = base.plan(inst, rng=seed)
             if pl.feasible:
                 assert igp.feasible
@@ -106,9 +107,11 @@ def test_deterministic_budget_tolerates_stragglers():
 
 
 def test_registry_and_errors():
-    assert set(POLICIES) == {"igp", "rop", "aop", "lcp", "exact"}
+    assert set(POLICIES) == {"igp", "rop", "aop", "lcp", "exact", "aop-blind", "lcp-blind",
+                             "rop-once"}
+    assert get_policy("aop-blind").plan(generate(seed=0)).policy == "aop-blind"
     assert isinstance(get_policy("IGP"), IGP)
-    with pytest.raises(UnknownPolicyError, match="igp, rop, aop, lcp, exact, not 'best'"):
+    with pytest.raises(UnknownPolicyError, match="igp, rop, aop, lcp, exact, .*not 'best'"):
         get_policy("best")
     with pytest.raises(TypeError, match="'rng'"):
         IGP().plan(generate(seed=0), rng="x")
@@ -120,6 +123,10 @@ def test_registry_and_errors():
         IGP(rounds=-1)
     with pytest.raises(ValueError, match="'workers'"):
         AOP("nearest")
+    with pytest.raises(ValueError, match="'budget' must be one of repair, blind"):
+        LCP(budget="maybe")
+    with pytest.raises(ValueError, match="'tries'"):
+        ROP(tries=0)
 
 
 def test_evaluate_rejects_bad_placements():
@@ -130,3 +137,34 @@ def test_evaluate_rejects_bad_placements():
         evaluate(inst, 0, range(9))
     with pytest.raises(ValueError, match="distinct"):
         evaluate(inst, 3, [1, 1, 2, 3, 4, 5, 6])
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_baselines_keep_their_m_and_respect_the_budget(cfg):
+    for seed in range(6):
+        inst = generate(cfg, seed)
+        feasible = most_reliable(inst).feasible
+        lcp, aop = LCP().plan(inst), AOP().plan(inst)
+        assert lcp.m == inst.m_max and aop.m == inst.m_min
+        # Local-first is as reliable as any placement can be: feasible on feasible instances.
+        assert lcp.feasible == feasible
+        # Repairing only ever helps: feasible wherever the budget-blind pick was.
+        assert aop.feasible or not AOP(budget="blind").plan(inst).feasible
+        assert lcp.feasible or not LCP(budget="blind").plan(inst).feasible
+        # An all-offload placement meets the budget exactly when the most reliable one does.
+        best_all = evaluate(inst, inst.m_min, np.argsort(-inst.model.p)[: inst.N - inst.m_min])
+        assert aop.feasible == best_all.feasible
+
+
+def test_rop_redraws_until_feasible():
+    inst = generate(GeneratorConfig(f_w=1.6e9), seed=0)
+    once = [ROP(tries=1).plan(inst, rng=r) for r in range(30)]
+    again = [ROP().plan(inst, rng=r) for r in range(30)]
+    assert sum(p.feasible for p in again) == 30 > sum(p.feasible for p in once)
+    # The first draw of the redrawing policy is the single-draw policy's.
+    for a, b in zip(once, again):
+        if a.feasible:
+            assert (a.m, a.workers) == (b.m, b.workers)
+    hard = generate(GeneratorConfig(deadline=0.3, power=0.1), seed=0)
+    pl = ROP(tries=5).plan(hard, rng=0)
+    assert not pl.feasible and pl.m + len(pl.workers) == hard.N

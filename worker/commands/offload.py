@@ -2,7 +2,8 @@
 
 * ``kofn offload plan --instance FILE`` (or ``--seed S`` for a generated instance) prints the
   placement, its energy and its success probability; ``--simulate DRAWS`` checks them by
-  Monte-Carlo.
+  Monte-Carlo. ``--set FIELD=VALUE`` overrides a generator parameter (``--set power=0.3``)
+  or, with ``--instance``, a field of the file (``--set master.power=0.3``).
 * ``kofn offload sweep --x power|cpu|deadline|n|k --policies igp,rop,aop,lcp,exact --seeds 20``
   writes CSV, JSON and a PNG plot under ``--out``.
 * ``kofn offload example`` prints an instance file to start from.
@@ -29,7 +30,11 @@ def register(subparsers) -> None:
     src.add_argument("--instance", metavar="FILE", help="instance TOML file")
     src.add_argument("--seed", type=int, default=None,
                      help="generate an instance with the default parameters and this seed")
-    plan.add_argument("--policy", default="igp", help="igp, rop, aop, lcp or exact")
+    plan.add_argument("--policy", default="igp",
+                      help="igp, rop, aop, lcp, exact, aop-blind, lcp-blind or rop-once")
+    plan.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="override a generator parameter (power=0.3) or, with --instance, "
+                           "a field of the file (master.power=0.3); repeatable")
     plan.add_argument("--rng", type=int, default=0, help="seed of the policy's randomness")
     plan.add_argument("--simulate", type=int, default=0, metavar="DRAWS",
                       help="also simulate the placement this many times")
@@ -75,13 +80,43 @@ def _overrides(items: list[str]):
     return base.replace(**kw)
 
 
+def _instance_with(path: str, items: list[str]):
+    """Load the instance file at ``path`` with ``section.field=value`` overrides."""
+    import tomllib
+    from pathlib import Path
+
+    from offload.generator import instance_from_dict, load_instance
+
+    load_instance(path)  # the file's own errors first, with its name
+    data = tomllib.loads(Path(path).read_text())
+    for item in items:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise ValueError(f"Argument '--set' must be SECTION.FIELD=VALUE with --instance, "
+                             f"not {item!r}.")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        table = data.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ValueError(f"Argument '--set' names {section!r}, which is not a table.")
+        table[name] = value
+    return instance_from_dict(data)
+
+
 def _plan(args) -> int:
     from offload.generator import generate, load_instance
     from offload.policies import get_policy
     from offload.simulate import simulate
 
     policy = get_policy(args.policy)
-    inst = load_instance(args.instance) if args.instance else generate(seed=args.seed or 0)
+    if args.instance:
+        inst = _instance_with(args.instance, args.set) if args.set else load_instance(
+            args.instance)
+    else:
+        inst = generate(_overrides(args.set), seed=args.seed or 0)
     pl = policy.plan(inst, rng=args.rng)
     sim = simulate(inst, pl, draws=args.simulate, rng=args.rng + 1) if args.simulate else None
     if args.json:
@@ -128,6 +163,10 @@ def _sweep(args) -> int:
     for item in args.set:
         parts += ["--set", item]
     command = "kofn offload sweep " + " ".join(shlex.quote(a) for a in parts)
+    for note in res.skipped:
+        print(f"note: skipped {args.x}={note['x']:g}: {note['reason']}")
+    if not res.values:
+        raise ValueError(f"Argument '--values' left no valid value of {args.x!r} to sweep.")
     for path in write_outputs(res, args.out, args.name, command=command):
         print(f"wrote {path}")
     return 0
