@@ -18,7 +18,9 @@ How it measures
   and 1 stalled. A stall is injected per job through the manifest, after the real compute.
 * Codes on 8 workers: uncoded (k=8, waits for all), replication (k=4, r=2), mds (k=6),
   poly (ka=3, kb=2: any 6), secure (ka=2, kb=1, t=1 over GF(2^31-1): any 5, real inputs
-  quantized). Each worker's share of the work differs by code; the table lists it.
+  quantized), matdot (k=3 inner blocks: any 5), secure-matdot (k=2, t=1: any 5) and gasp
+  (ka=1, kb=2, t=2: any 7, where the secure code's (ka+t)(kb+1)-1 would need 8). Each
+  worker's share of the work differs by code; the table lists it.
 * Secure overhead: ``gfp_matmul`` of one worker's secure shares against float64 ``@`` of
   the same shapes, best of several runs in this process (one BLAS thread).
 """
@@ -56,6 +58,9 @@ CODES = {
     "mds": dict(code="mds", n=8, k=6),
     "poly": dict(code="poly", n=8, ka=3, kb=2),
     "secure": dict(code="secure", n=8, ka=2, kb=1, t=1),
+    "matdot": dict(code="matdot", n=8, k=3),
+    "secure-matdot": dict(code="secure-matdot", n=8, k=2, t=1),
+    "gasp": dict(code="gasp", n=8, ka=1, kb=2, t=2),
 }
 TARGET_SLOWDOWN = 1.3  # coded jobs with one stalled worker vs no straggler
 TARGET_SECURE = 4.0  # secure worker compute vs float64, same shapes
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _blocks(code) -> int:
     """Each worker multiplies 1/blocks of the product's work."""
-    if code.name in ("poly", "secure"):
+    if code.name in ("poly", "secure", "gasp"):
         return code.params["ka"] * code.params["kb"]
     return code.params["k"]
 

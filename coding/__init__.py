@@ -6,8 +6,10 @@ Codes share one shape (galois ``ReedSolomon``, zfec): ``encode(message) -> (n, .
 """
 
 from .errors import DuplicateIndexError, KofnError, NotEnoughShardsError, OverflowRiskError
+from .gasp import GASPCode
 from .gfp import gfp_inv, gfp_matmul, gfp_random, matmul_plan
 from .gradient import GradientCode
+from .matdot import MatDotCode, SecureMatDotCode
 from .mds import MDSCode
 from .multicast import MulticastPlan, Transmission, coded_multicast
 from .polynomial import PolynomialCode
@@ -18,16 +20,19 @@ from .shamir import SecretShareCode, lagrange_matrix
 
 __all__ = [
     "DuplicateIndexError",
+    "GASPCode",
     "GradientCode",
     "IndependenceResult",
     "KofnError",
     "MDSCode",
+    "MatDotCode",
     "MulticastPlan",
     "NotEnoughShardsError",
     "OverflowRiskError",
     "PolynomialCode",
     "Quantizer",
     "SecretShareCode",
+    "SecureMatDotCode",
     "SecureMatMulCode",
     "Transmission",
     "choose_frac_bits",

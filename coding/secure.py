@@ -62,8 +62,9 @@ class SecureMatMulCode:
     -----
     Recovery threshold ``(ka + t) * (kb + 1) - 1`` (derivation in the module docstring).
     :meth:`encode` returns ``(A_shares, B_shares)`` stacked as ``(n, ceil(m/ka), d)`` and
-    ``(n, d, ceil(q/kb))``; :meth:`decode` unpads with the shape of the last encode or an
-    explicit ``shape``.
+    ``(n, d, ceil(q/kb))``; :meth:`decode` unpads to the ``shape`` it is given (the job's
+    metadata), never to the shape of an earlier encode. :class:`coding.gasp.GASPCode` has a
+    smaller threshold for ``t >= 2`` and picks the better orientation.
     """
 
     def __init__(self, n: int, ka: int, kb: int, t: int, *, p: int):
@@ -86,7 +87,6 @@ class SecureMatMulCode:
         self._wanted = tuple(
             j + c * period for c in range(self._kb) for j in range(self._ka)
         )
-        self._shape: tuple[int, int] | None = None
 
     @property
     def n(self) -> int:
@@ -166,9 +166,7 @@ class SecureMatMulCode:
     def _blocks(self, A: object, B: object) -> tuple[np.ndarray, np.ndarray]:
         A = self._matrix("A", A)
         B = self._matrix("B", B)
-        blocks = split_blocks(A, B, self._ka, self._kb, np.int64)
-        self._shape = (A.shape[0], B.shape[1])
-        return blocks
+        return split_blocks(A, B, self._ka, self._kb, np.int64)
 
     def _encode_with_masks(self, A_blocks, B_blocks, R, S) -> tuple[np.ndarray, np.ndarray]:
         """Encode block stacks with given masks (tests and the privacy checks use this)."""
@@ -188,7 +186,7 @@ class SecureMatMulCode:
         results: object,
         indices: Sequence[int],
         *,
-        shape: tuple[int, int] | None = None,
+        shape: tuple[int, int],
     ) -> np.ndarray:
         """Recover ``C = A @ B`` from any ``threshold`` worker results.
 
@@ -198,8 +196,8 @@ class SecureMatMulCode:
             Worker products for the workers in ``indices``.
         indices : sequence of int
             Distinct worker indices, ``r >= threshold``; extra results are ignored.
-        shape : (m, q), optional
-            Unpad to this shape; defaults to the shape of the last :meth:`encode`.
+        shape : (m, q)
+            Shape of ``C`` (from the job's metadata), to remove the block padding.
 
         Raises
         ------
@@ -219,9 +217,6 @@ class SecureMatMulCode:
         rows, cols = R.shape[1:]
         C = coeffs.reshape(self._kb, self._ka, rows, cols).transpose(1, 2, 0, 3)
         C = C.reshape(self._ka * rows, self._kb * cols)
-        shape = self._shape if shape is None else shape
-        if shape is not None:
-            m = check_int("shape[0]", shape[0], low=0, high=C.shape[0])
-            q = check_int("shape[1]", shape[1], low=0, high=C.shape[1])
-            C = C[:m, :q]
-        return C
+        m = check_int("shape[0]", shape[0], low=0, high=C.shape[0])
+        q = check_int("shape[1]", shape[1], low=0, high=C.shape[1])
+        return C[:m, :q]

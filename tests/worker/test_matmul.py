@@ -27,7 +27,11 @@ CASES = [
     ("mds", dict(n=7, k=4)),
     ("poly", dict(n=8, ka=2, kb=2)),
     ("secure", dict(n=7, ka=2, kb=1, t=1)),
+    ("matdot", dict(n=7, k=3)),
+    ("secure-matdot", dict(n=7, k=2, t=1)),
+    ("gasp", dict(n=12, ka=2, kb=2, t=2)),
 ]
+REAL = [c for c in CASES if c[0] in ("uncoded", "replication", "mds", "poly", "matdot")]
 
 
 @pytest.fixture
@@ -53,7 +57,7 @@ def _rel(C, ref):
 
 # -- adapters: round trips without I/O --------------------------------------------------------
 
-@pytest.mark.parametrize("name,kw", CASES[:4])
+@pytest.mark.parametrize("name,kw", REAL)
 @pytest.mark.parametrize("seed", range(3))
 def test_real_codes_decode_from_any_decodable_set(name, kw, seed):
     rng = np.random.default_rng(seed)
@@ -129,6 +133,22 @@ def test_secure_inputs_seen_by_any_t_workers_are_independent(t):
             assert res.passed, (who, part, res)
 
 
+@pytest.mark.parametrize("name,kw", [("secure-matdot", dict(n=5, k=1)),
+                                     ("gasp", dict(n=5, ka=1, kb=1))])
+def test_matdot_and_gasp_inputs_seen_by_one_worker_are_independent(name, kw):
+    p = 7
+    code = make_code(name, t=1, p=p, **kw)
+    s1 = (np.array([[0]]), np.array([[0]]))
+    s2 = (np.array([[5]]), np.array([[3]]))
+    rng = np.random.default_rng(5)
+    for who in range(code.n):
+        for part in "ab":
+            res = independence_test(
+                lambda s, g, d, who=who, part=part: _views(code, s, g, d, (who,), part), s1,
+                s2, p=p, draws=300, rng=rng)
+            assert res.passed, (name, who, part, res)
+
+
 def test_privacy_check_detects_t_plus_one_colluders():
     p = 7
     code = make_code("secure", n=3, ka=1, kb=1, t=1, p=p)
@@ -164,7 +184,7 @@ def test_jobs_decode_with_n_minus_k_workers_down(store, name, kw, fault):
     assert res.timings["time_to_result_s"] < 20.0
 
 
-@pytest.mark.parametrize("name,kw", [(c, dict(kw, p=P)) for c, kw in CASES[2:4]])
+@pytest.mark.parametrize("name,kw", [(c, dict(kw, p=P)) for c, kw in CASES[2:4] + CASES[5:]])
 def test_gfp_jobs_are_exact(store, name, kw):
     spec = _spec(name, kw, field="gfp")
     with ThreadPool(store, [Emulation()] * kw["n"], poll_max=0.005):
@@ -268,6 +288,10 @@ def test_local_processes_with_killed_workers(tmp_path):
     (dict(code="replication", n=5, k=2), ValueError, "multiple of k=2"),
     (dict(code="uncoded", n=4, k=3), ValueError, "'n' must equal k=3"),
     (dict(code="bogus", n=4), ValueError, "'code' must be one of"),
+    (dict(code="matdot", n=4, k=3), ValueError, "'n' must be at least 2k-1=5"),
+    (dict(code="secure-matdot", n=4, k=2, t=1), ValueError, "'n' must be at least 2k\\+2t-1=5"),
+    (dict(code="gasp", n=26, ka=4, kb=4, t=2), ValueError,
+     "'n' must be at least the GASP threshold=27"),
     (dict(code="mds", n=4, k=2, p=12), ValueError, "'p' must be a prime"),
 ])
 def test_make_code_rejects(kw, exc, match):
@@ -293,6 +317,8 @@ def test_p_too_small_for_quantized_range():
     (["--size", "4x"], "'size' must"),
     (["--code", "mds", "--plan", "nope"], "'policy' must be one of"),
     (["--code", "poly", "--plan", "igp"], "'code' must be 'mds' with --plan"),
+    (["--code", "gasp", "--n", "10", "--ka", "2", "--kb", "2", "--t", "2"],
+     "'n' must be at least the GASP threshold=11"),
 ])
 def test_cli_one_line_errors(tmp_path, capsys, argv, match):
     rc = kofn(["matmul", "--store", str(tmp_path / "s"), "--launcher", "thread",
@@ -301,6 +327,22 @@ def test_cli_one_line_errors(tmp_path, capsys, argv, match):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("kofn: error:") and "\n" not in err
     assert match in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--code", "matdot", "--n", "6", "--k", "3"],
+    ["--code", "secure-matdot", "--n", "6", "--k", "2", "--t", "1"],
+    ["--code", "gasp", "--n", "12", "--ka", "2", "--kb", "2", "--t", "2"],
+])
+def test_cli_runs_matdot_and_gasp_with_a_stalled_worker(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    rc = kofn(["matmul", *argv, "--size", "30x20x10", "--store", "st", "--launcher", "thread",
+               "--straggle", "worker=1,delay=30", "--report", "r.json"])
+    assert rc == 0 and "check ok" in capsys.readouterr().out
+    import json
+
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["check"]["ok"] and 1 not in report["used"]
 
 
 def test_cli_shapes_that_do_not_multiply(tmp_path, capsys):

@@ -27,23 +27,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "matmul", help="run a coded matrix multiplication on executors through the store",
         description="Coded A@B (or A@x) on real executors that talk only through the store: "
-                    "uncoded, replication, mds, poly or secure (T-private over GF(p)). "
+                    "uncoded, replication, mds, poly, matdot (inner-dimension split), or "
+                    "secure, secure-matdot and gasp (T-private over GF(p)). "
                     "With --plan, an offload policy places the subtasks and the report "
                     "sets predicted beside measured completion and energy.")
     p.add_argument("--code", choices=CODES, default="mds")
     p.add_argument("--n", type=int, default=None, help="subtasks / executors (default 8)")
     p.add_argument("--k", type=int, default=None,
-                   help="row blocks of A (uncoded, replication: r=n/k copies, mds: any k of n)")
-    p.add_argument("--ka", type=int, default=1, help="row blocks of A (poly, secure)")
-    p.add_argument("--kb", type=int, default=1, help="column blocks of B (poly, secure)")
-    p.add_argument("--t", type=int, default=1, help="colluding workers tolerated (secure)")
+                   help="row blocks of A (uncoded, replication: r=n/k copies, mds: any k of "
+                        "n), or inner-dimension blocks (matdot: any 2k-1, secure-matdot: "
+                        "any 2k+2t-1; default 2)")
+    p.add_argument("--ka", type=int, default=1, help="row blocks of A (poly, secure, gasp)")
+    p.add_argument("--kb", type=int, default=1, help="column blocks of B (poly, secure, gasp)")
+    p.add_argument("--t", type=int, default=1, help="colluding workers tolerated (secure, secure-matdot, gasp)")
     p.add_argument("--p", type=int, default=None,
-                   help="prime for exact GF(p) arithmetic (secure default 2^31-1)")
+                   help="prime for exact GF(p) arithmetic (private codes default 2^31-1)")
     p.add_argument("--field", choices=("real", "gfp"), default="real",
                    help="random float64 inputs, or integers in [0, p) for an exact product")
     p.add_argument("--frac-bits", type=int, default=None,
-                   help="secure with real inputs: quantizer fractional bits (default: safest "
-                        "maximum)")
+                   help="private codes with real inputs: quantizer fractional bits (default: "
+                        "safest maximum)")
     p.add_argument("--size", default="512",
                    help="M (M x M times M x M), MxK2 (A times a vector) or MxK2xN2")
     p.add_argument("--a", default=None, metavar="FILE.npy", help="left operand (.npy)")

@@ -14,11 +14,18 @@ replication    row block ``i mod k`` times ``B``     one copy of each of ``k`` b
 mds            MDS-coded row block times ``B``       any ``k`` of ``n``
 poly           polynomial-code shares                any ``ka*kb`` of ``n``
 secure         T-private shares over GF(p)           any ``(ka+t)(kb+1)-1`` of ``n``
+matdot         inner block ``A_j``/``B_j`` mixes      any ``2k-1`` of ``n``
+secure-matdot  T-private MatDot shares over GF(p)    any ``2k+2t-1`` of ``n``
+gasp           T-private GASP shares over GF(p)      the table's threshold (e.g. 27 at
+                                                    ka=kb=4, t=2, against 29 for secure)
 =============  ===================================  ==================================
 
-``mds`` and ``poly`` work over the reals (float64) or over GF(p); ``secure`` always works
-over GF(p), quantizing real inputs with :class:`coding.quantize.Quantizer` (the product of
-two values with ``f`` fractional bits has ``2f``, so decoding dequantizes with ``2f``).
+``mds``, ``poly`` and ``matdot`` work over the reals (float64) or over GF(p); ``secure``,
+``secure-matdot`` and ``gasp`` always work over GF(p), quantizing real inputs with
+:class:`coding.quantize.Quantizer` (the product of two values with ``f`` fractional bits has
+``2f``, so decoding dequantizes with ``2f``). MatDot codes split the inner dimension into
+``k`` blocks: each worker does ``1/k`` of the work, as with ``mds`` at the same ``k``, but
+returns a full ``m x q`` result.
 """
 
 from __future__ import annotations
@@ -30,15 +37,21 @@ import numpy as np
 
 from coding._validate import check_int, check_prime
 from coding.errors import NotEnoughShardsError, OverflowRiskError
+from coding.gasp import GASPCode, least_threshold
 from coding.gfp import MAX_PRIME, as_gfp, galois_field, gfp_matmul
+from coding.matdot import MatDotCode, SecureMatDotCode
 from coding.polynomial import PolynomialCode
 from coding.quantize import Quantizer
 from coding.secure import SecureMatMulCode
 
-__all__ = ["CODES", "DEFAULT_PRIME", "Encoded", "MatmulCode", "make_code", "worker_product",
+__all__ = ["CODES", "DEFAULT_PRIME", "PRIVATE", "Encoded", "MatmulCode", "make_code", "worker_product",
            "choose_product_frac_bits"]
 
-CODES = ("uncoded", "replication", "mds", "poly", "secure")
+CODES = ("uncoded", "replication", "mds", "poly", "secure", "matdot", "secure-matdot", "gasp")
+#: Codes whose workers see only masked shares over GF(p) (real inputs are quantized).
+PRIVATE = ("secure", "secure-matdot", "gasp")
+#: Codes whose subtasks are coded pairs (a_i, b_i) rather than row blocks times one B.
+_PAIRED = ("poly", "matdot", *PRIVATE)
 
 #: Default modulus of the secure code: the largest prime below 2^31 (widest quantized range).
 DEFAULT_PRIME = 2**31 - 1
@@ -174,8 +187,8 @@ class MatmulCode:
         """Cut and encode ``A`` (m, d) and ``B`` (d, q) into the ``n`` subtasks."""
         A, B = self._check_inputs(A, B)
         m, q = A.shape[0], B.shape[1]
-        if self.name in ("poly", "secure"):
-            if self.name == "secure":
+        if self.name in _PAIRED:
+            if self.name in PRIVATE:
                 A, B = self._to_field(A, B)
                 a, b = self._inner.encode(A, B, rng=rng)
             else:
@@ -206,8 +219,11 @@ class MatmulCode:
         R = np.stack([np.asarray(results[i]) for i in chosen])
         if self.name == "poly":
             return self._inner.decode(R, chosen, shape=(m, q))
-        if self.name == "secure":
-            C = self._inner.decode(R, chosen, shape=(m, q))
+        if self.name == "matdot":
+            return self._inner.decode(R, chosen)
+        if self.name in PRIVATE:
+            C = (self._inner.decode(R, chosen) if self.name == "secure-matdot" else
+                 self._inner.decode(R, chosen, shape=(m, q)))
             if self._used_frac_bits is None:
                 return C
             return Quantizer(self.p, 2 * self._used_frac_bits).dequantize(C)
@@ -219,7 +235,7 @@ class MatmulCode:
     def direct(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """The uncoded reference product, in the same arithmetic as :meth:`decode`'s output."""
         A, B = self._check_inputs(A, B)
-        if self.p is None or (self.name == "secure" and not _is_int(A)):
+        if self.p is None or (self.name in PRIVATE and not _is_int(A)):
             return np.asarray(A, dtype=np.float64) @ np.asarray(B, dtype=np.float64)
         return gfp_matmul(A, B, self.p)
 
@@ -233,7 +249,7 @@ class MatmulCode:
             raise ValueError(f"Arguments 'A' and 'B' have shapes {A.shape} and {B.shape}, "
                              "which do not multiply.")
         check_int("A.shape[0]", A.shape[0], low=1)
-        if self.p is not None and (self.name != "secure" or _is_int(A) or _is_int(B)):
+        if self.p is not None and (self.name not in PRIVATE or _is_int(A) or _is_int(B)):
             A, B = as_gfp("A", A, self.p), as_gfp("B", B, self.p)
         elif self.p is None:
             A, B = A.astype(np.float64, copy=False), B.astype(np.float64, copy=False)
@@ -283,18 +299,19 @@ def make_code(code: str, *, n: int, k: int | None = None, ka: int = 1, kb: int =
 
     Parameters
     ----------
-    code : {"uncoded", "replication", "mds", "poly", "secure"}
-        The scheme.
+    code : str
+        The scheme, one of :data:`CODES`.
     n : int
         Number of subtasks (workers).
     k : int, optional
         Row blocks of ``A`` for uncoded (``n == k``), replication (``n`` a multiple of
-        ``k``: ``r = n / k`` copies) and mds (any ``k`` of ``n``). Ignored by poly and
-        secure, whose threshold comes from ``ka``, ``kb`` and ``t``.
+        ``k``: ``r = n / k`` copies) and mds (any ``k`` of ``n``); inner-dimension blocks
+        for matdot and secure-matdot. Ignored by poly and gasp, whose threshold comes
+        from ``ka``, ``kb`` and ``t``.
     ka, kb : int
-        Row blocks of ``A`` and column blocks of ``B`` (poly, secure).
+        Row blocks of ``A`` and column blocks of ``B`` (poly, secure, gasp).
     t : int
-        Colluding workers that learn nothing (secure), ``1 <= t < threshold``.
+        Colluding workers that learn nothing (secure, secure-matdot, gasp).
     p : int, optional
         Prime for exact GF(p) arithmetic; secure defaults to :data:`DEFAULT_PRIME`.
     frac_bits : int, optional
@@ -334,8 +351,18 @@ def make_code(code: str, *, n: int, k: int | None = None, ka: int = 1, kb: int =
 
         field = None if p is None else galois_field(p)
         return MatmulCode(code, n, k, p, {"k": k}, MDSCode(n, k, field=field, seed=seed))
+    if code in ("matdot", "secure-matdot"):
+        return _make_matdot(code, n, k, t, p, frac_bits)
     ka = check_int("ka", ka, low=1)
     kb = check_int("kb", kb, low=1)
+    if code == "gasp":
+        p = DEFAULT_PRIME if p is None else p
+        t = check_int("t", t, low=1)
+        check_int("n", n, low=least_threshold(ka, kb, t), low_name="the GASP threshold")
+        inner = GASPCode(n, ka, kb, t, p=p)
+        return MatmulCode(code, n, inner.threshold, p,
+                          {"ka": ka, "kb": kb, "t": t, "table": inner.table.name,
+                           "swapped": inner.swapped}, inner, frac_bits)
     if code == "poly":
         check_int("n", n, low=ka * kb, low_name="ka*kb")
         return MatmulCode(code, n, ka * kb, p, {"ka": ka, "kb": kb},
@@ -354,3 +381,17 @@ def make_code(code: str, *, n: int, k: int | None = None, ka: int = 1, kb: int =
     check_int("n", n, low=threshold, low_name="(ka+t)*(kb+1)-1")
     inner = SecureMatMulCode(n, ka, kb, t, p=p)
     return MatmulCode(code, n, threshold, p, {"ka": ka, "kb": kb, "t": t}, inner, frac_bits)
+
+
+def _make_matdot(code: str, n: int, k: int | None, t: int, p: int | None,
+                 frac_bits: int | None) -> MatmulCode:
+    """MatDot adapters: ``k`` inner-dimension blocks (default 2)."""
+    m = check_int("k", 2 if k is None else k, low=1)
+    if code == "matdot":
+        check_int("n", n, low=2 * m - 1, low_name="2k-1")
+        return MatmulCode(code, n, 2 * m - 1, p, {"k": m}, MatDotCode(n, m, field=p))
+    p = DEFAULT_PRIME if p is None else p
+    t = check_int("t", t, low=1)
+    check_int("n", n, low=2 * m + 2 * t - 1, low_name="2k+2t-1")
+    return MatmulCode(code, n, 2 * m + 2 * t - 1, p, {"k": m, "t": t},
+                      SecureMatDotCode(n, m, t, p=p), frac_bits)

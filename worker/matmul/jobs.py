@@ -34,7 +34,7 @@ from coding.gfp import gfp_random
 from exchange.errors import CorruptShardError, DecryptionError, RoundTimeoutError
 from exchange.shards import ShardHeader, pack_shard, unpack_shard
 from exchange.stores.base import Store
-from worker.matmul.codes import CODES, Encoded, MatmulCode, make_code
+from worker.matmul.codes import CODES, PRIVATE, Encoded, MatmulCode, make_code
 from worker.matmul.executor import Backoff, Emulation, Manifest, keys, serve
 
 __all__ = ["MatmulJob", "MatmulResult", "parse_size", "make_inputs", "new_job_id",
@@ -73,8 +73,8 @@ class MatmulJob:
 
     Parameters
     ----------
-    code : {"uncoded", "replication", "mds", "poly", "secure"}
-        The scheme (see :mod:`worker.matmul.codes`).
+    code : str
+        The scheme, one of :data:`worker.matmul.codes.CODES`.
     n : int
         Number of subtasks / workers.
     k, ka, kb, t : int
@@ -118,7 +118,7 @@ class MatmulJob:
                              f"not {self.code!r}.")
         if self.field not in ("real", "gfp"):
             raise ValueError(f"Argument 'field' must be 'real' or 'gfp', not {self.field!r}.")
-        if self.field == "gfp" and self.p is None and self.code != "secure":
+        if self.field == "gfp" and self.p is None and self.code not in PRIVATE:
             raise ValueError("Argument 'p' is required with field 'gfp'.")
         for i, v in enumerate(self.size):
             check_int(f"size[{i}]", v, low=0 if i == 2 else 1)
