@@ -103,12 +103,13 @@ class Neighbourhood:
         delta = self.cost[U][None, :] - self.cost[S][:, None]
         return delta, succ, lambda ix: (m, np.append(np.delete(S, ix[0]), U[ix[1]]))
 
-    def blocks(self, m: int, S: np.ndarray):
-        """Yield ``(delta, success, make_state)`` arrays for each move type."""
+    def blocks(self, m: int, S: np.ndarray, *, combined: bool = True):
+        """Yield ``(delta, success, make_state)`` arrays for each move type (without the
+        combined ``merge`` and ``split`` moves when ``combined`` is false)."""
         U = self.unchosen(S)
         n, need = S.size, self.need(m)
         qS, cS, qU, cU = self.q[S], self.cost[S], self.q[U], self.cost[U]
-        do_merge = m < self.m_max and n >= 2 and U.size
+        do_merge = combined and m < self.m_max and n >= 2 and U.size
         jj = _pairs(n) if do_merge else np.zeros((0, 2), dtype=int)
         # One batched DP: row 0 is S, rows 1..n leave one out, the rest leave two out.
         rows = np.tile(qS, (1 + n + len(jj), 1))
@@ -134,7 +135,7 @@ class Neighbourhood:
             delta = self.e_loc + cU[None, :] - cS[jj].sum(axis=1)[:, None]
             yield delta, succ, lambda ix: (
                 m + 1, np.append(np.delete(S, jj[ix[0]]), U[ix[1]]))
-        if m >= 1 and n and U.size >= 2:  # split: drop j and a local; add i1, i2
+        if combined and m >= 1 and n and U.size >= 2:  # split: drop j and a local; add i1, i2
             P = self._pool(U)
             ii = P[_pairs(P.size)]
             q1, q2 = self.q[ii[:, 0]], self.q[ii[:, 1]]
@@ -154,10 +155,11 @@ class Neighbourhood:
         reliable = U[np.argsort(-self.q[U], kind="stable")[:half]]
         return np.union1d(cheap, reliable)
 
-    def best_improvement(self, m: int, S: np.ndarray) -> Move | None:
-        """The feasible move with the largest strict energy decrease, or ``None``."""
+    def best_improvement(self, m: int, S: np.ndarray, *, combined: bool = True) -> Move | None:
+        """The feasible move with the largest strict energy decrease, or ``None`` (simple
+        moves only when ``combined`` is false)."""
         best = None
-        for delta, succ, make in self.blocks(m, S):
+        for delta, succ, make in self.blocks(m, S, combined=combined):
             ok = (succ >= self.target) & (delta < -TOL * max(1.0, abs(self.e_loc)))
             if not ok.any():
                 continue

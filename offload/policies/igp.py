@@ -2,9 +2,13 @@
 
 1. Start from the most reliable placement (``m_max`` local subtasks, the most reliable
    workers). If it misses the budget, no placement meets it: report the instance infeasible.
-2. Best-improvement local search over the moves of
+   A second start is the cheapest all-offload placement repaired to the budget (AOP's), when
+   it is feasible; the optimum often sits at one end of ``m``.
+2. Best-improvement local search from each start over the moves of
    :class:`offload.policies._search.Neighbourhood` (swap, local -> worker, worker -> local
-   and the combined merge/split moves), accepting only feasible, strictly cheaper moves.
+   and the combined merge/split moves), accepting only feasible, strictly cheaper moves. The
+   combined moves cost a factor ``n`` more, so they are tried only when no simple move
+   improves (variable neighbourhood descent).
 3. Iterated-greedy rounds (Ruiz and Stuetzle, "A simple and effective iterated greedy
    algorithm for the permutation flowshop scheduling problem", 2007): destroy a few of the
    current choices, refill the freed slots with the cheapest options (the destroyed workers
@@ -19,6 +23,7 @@ import numpy as np
 from coding._validate import check_int
 from offload.model import Instance, check_instance
 from offload.placement import Placement, most_reliable
+from offload.policies._baseline import repaired_at
 from offload.policies._rng import as_rng
 from offload.policies._search import TOL, Neighbourhood
 
@@ -39,16 +44,21 @@ class IGP:
         Stop early after this many rounds without a new best (``None``: run all rounds).
     pool : int
         Unchosen-worker cap for the pairwise ``split`` move, see ``Neighbourhood``.
+    multistart : bool
+        Also start a local search from the repaired all-offload placement (step 2).
     """
 
     name = "igp"
 
-    def __init__(self, rounds: int = 30, destroy: int = 3, patience: int | None = 15,
-                 pool: int = 40):
+    def __init__(self, rounds: int = 30, destroy: int = 3, patience: int | None = 8,
+                 pool: int = 40, multistart: bool = True):
         self.rounds = check_int("rounds", rounds, low=0)
         self.destroy = check_int("destroy", destroy, low=1)
         self.patience = None if patience is None else check_int("patience", patience, low=1)
         self.pool = check_int("pool", pool, low=2)
+        if not isinstance(multistart, bool):
+            raise TypeError(f"Argument 'multistart' must be a bool, not {multistart!r}.")
+        self.multistart = multistart
 
     def plan(self, instance: Instance, *, rng=None) -> Placement:
         """Return the cheapest placement found that meets the budget (see module docstring).
@@ -66,7 +76,7 @@ class IGP:
         if not start.feasible:
             return start
         nb = Neighbourhood(instance, pool=self.pool)
-        m, S = self._local_search(nb, start.m, np.array(start.workers, dtype=int))
+        m, S = self._start(nb, instance, start)
         cur_e = best_e = nb.energy(m, S)
         cur, best, stale = (m, S), (m, S), 0
         for _ in range(self.rounds):
@@ -86,11 +96,28 @@ class IGP:
                     break
         return nb.placement(*best, self.name)
 
+    def _start(self, nb: Neighbourhood, instance: Instance, start: Placement):
+        """Local search from both ends of ``m``: the most reliable placement (``m_max``) and
+        the cheapest all-offload placement repaired to the budget (``m_min``); the cheaper
+        local optimum is the starting point of the rounds."""
+        states = [self._local_search(nb, start.m, np.array(start.workers, dtype=int))]
+        if self.multistart:
+            aop = repaired_at(instance, instance.m_min, "cheapest", self.name)
+            if aop.feasible:
+                states.append(self._local_search(nb, aop.m, np.array(aop.workers, dtype=int)))
+        return min(states, key=lambda st: nb.energy(*st))
+
     @staticmethod
     def _local_search(nb: Neighbourhood, m: int, S: np.ndarray):
-        while (move := nb.best_improvement(m, S)) is not None:
+        # Variable neighbourhood descent: the O(n W) simple moves first, the O(n^2 W)
+        # combined moves only once no simple move improves.
+        while True:
+            move = nb.best_improvement(m, S, combined=False)
+            if move is None:
+                move = nb.best_improvement(m, S)
+            if move is None:
+                return m, S
             m, S = move.m, move.S
-        return m, S
 
     def _destroy_refill(self, nb: Neighbourhood, m: int, S: np.ndarray, rng):
         slots = m + S.size  # == N: indices < m are local slots

@@ -168,3 +168,34 @@ def test_rop_redraws_until_feasible():
     hard = generate(GeneratorConfig(deadline=0.3, power=0.1), seed=0)
     pl = ROP(tries=5).plan(hard, rng=0)
     assert not pl.feasible and pl.m + len(pl.workers) == hard.N
+
+
+HARD = GeneratorConfig(W=30, N=12, K=7, R=700, power=0.7, f_w=1.6e9)  # ~2000 B&B nodes
+
+
+def test_exact_reports_a_proven_optimum():
+    inst = generate(HARD, 2)
+    res = Exact(time_limit=None).solve(inst)
+    assert res.optimal and res.nodes > 256
+    assert res.lower_bound == res.placement.energy and res.gap == 0
+    assert res.placement == Exact().plan(inst)
+    assert IGP().plan(inst, rng=0).energy >= res.placement.energy * (1 - REL)
+
+
+def test_exact_time_limit_returns_incumbent_and_a_valid_bound():
+    inst = generate(HARD, 2)
+    opt = Exact(time_limit=None).solve(inst).placement.energy
+    res = Exact(time_limit=1e-9).solve(inst)
+    assert not res.optimal
+    assert res.placement.feasible  # at worst the most reliable placement
+    assert res.lower_bound <= opt * (1 + REL) <= res.placement.energy * (1 + REL)
+    assert res.gap >= 0
+
+
+def test_exact_has_no_worker_cap_by_default():
+    inst = generate(GeneratorConfig(W=60), 0)
+    res = Exact().solve(inst)
+    assert res.optimal and res.placement.feasible
+    assert IGP().plan(inst, rng=0).energy == pytest.approx(res.placement.energy, rel=REL)
+    with pytest.raises(ValueError, match="'time_limit'"):
+        Exact(time_limit=0)
