@@ -77,14 +77,29 @@ class MDSCode:
         reals.
     seed : int
         Seed of the real generator (ignored over GF(p)).
+    float32_shards : bool
+        Real codes: keep float32 payloads in float32 shards (half the bytes) instead of the
+        default float64 shards. Off by default because the parity shards' float32 rounding
+        is multiplied by the surviving submatrix's condition number: decoded errors reach
+        1e-4 and more (docs/coding.md), against 1e-6 for float32 data.
 
     Notes
     -----
-    Real codes keep the payload's float dtype (float32 or float64; other dtypes become
-    float64). Decoding computes in float64, so the decoded error is the shards' own rounding
-    error times the condition number of the surviving ``k x k`` submatrix (see
-    :mod:`coding.generators` for the measured worst cases). GF(p) codes take and return
-    int64 arrays with values in ``[0, p)``; a galois array in gives a galois array out.
+    **Shard dtype.** float64 payloads (and any non-float dtype, converted) give float64
+    shards. float32 payloads also give float64 shards unless ``float32_shards``: the
+    systematic shards hold the payload exactly and the parity shards carry float64
+    rounding, so every pattern decodes to within ~1e-12 relative, and casting back
+    (``decode(..., dtype=np.float32)``) returns the payload exactly rounded. That decode
+    reads float64 shards and writes float32 rows, 1.5x the bytes of a float32-shard decode.
+
+    **Non-finite values.** :meth:`encode` refuses a message holding NaN or inf (every parity
+    coefficient is nonzero, so one such entry would poison a whole column of parity shards
+    and, from there, any decode that uses them). :meth:`decode` does not scan its shards:
+    a NaN or inf in a shard propagates into the decoded rows it is copied or multiplied
+    into, and is never replaced by a finite value.
+
+    GF(p) codes take and return int64 arrays with values in ``[0, p)``; a galois array in
+    gives a galois array out.
 
     Examples
     --------
@@ -94,8 +109,12 @@ class MDSCode:
     (8, 3)
     """
 
-    def __init__(self, n: int, k: int, *, field: type | None = None, seed: int = 0):
+    def __init__(self, n: int, k: int, *, field: type | None = None, seed: int = 0,
+                 float32_shards: bool = False):
         n = check_int("n", n, low=1)
+        if not isinstance(float32_shards, bool):
+            raise TypeError(f"Argument 'float32_shards' must be a bool, not {float32_shards!r}.")
+        self._f32 = float32_shards
         k = check_int("k", k, low=1, high=n, high_name="n")
         seed = check_int("seed", seed)
         if field is not None and not _is_prime_field(field):
@@ -199,8 +218,9 @@ class MDSCode:
         Parameters
         ----------
         message : array_like
-            Shape ``(k, ...)``. Real codes: float32 keeps float32, anything else becomes
-            float64. GF(p): integers in ``[0, p)`` or a galois array of the code's field.
+            Shape ``(k, ...)``, finite. Real codes give float64 shards (float32 ones for a
+            float32 message with ``float32_shards=True``). GF(p): integers in ``[0, p)`` or a
+            galois array of the code's field.
         out : numpy.ndarray, optional
             A C-contiguous ``(n, ...)`` array of the shards' dtype to write into (reusing a
             buffer saves the page faults of a fresh allocation, which cost more than the
@@ -210,37 +230,56 @@ class MDSCode:
         -------
         numpy.ndarray
             Shape ``(n, ...)``; rows ``0..k-1`` equal ``message``.
+
+        Raises
+        ------
+        ValueError
+            A real message holds NaN or inf.
         """
         x, galois_out = self._payload("message", message)
         check_shape("message", x, rows=self._k)
         k, n = self._k, self._n
         x2 = x.reshape(k, -1)
         given = out
-        out = _out_buffer(out, (n, *x.shape[1:]), x2.dtype).reshape(n, x2.shape[1])
+        sd = x2.dtype if (self._field is not None or self._f32) else np.dtype(np.float64)
+        out = _out_buffer(out, (n, *x.shape[1:]), sd).reshape(n, x2.shape[1])
         if n == k or self._field is not None:
             out[:k] = x2
             if n > k:
                 with single_thread_blas():
-                    self._matmul(self._parity, x2, out[k:])
+                    self._matmul(self._parity, out[:k], out[k:])
+            if self._field is None and not np.isfinite(out).all():
+                raise ValueError("Argument 'message' must be finite; it holds NaN or inf.")
         else:
-            width = self._block_width(x2.dtype)
+            width = self._block_width(sd)
+            finite = []
 
             def run(c0: int, c1: int) -> None:
                 # Copy and multiply one cache-resident column block at a time, so the
                 # payload is read from memory once (the product reads the block just copied).
+                ok = True
                 for b0 in range(c0, c1, width):
                     sl = slice(b0, min(b0 + width, c1))
                     out[:k, sl] = x2[:, sl]
                     self._matmul(self._parity, out[:k, sl], out[k:, sl])
+                    # Every parity coefficient is nonzero, so a NaN or inf anywhere in the
+                    # block's message columns makes its parity sum non-finite: one cheap
+                    # reduction over the cache-resident parity block finds it.
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        ok &= bool(np.isfinite(np.add.reduce(out[k:, sl], axis=None)))
+                finite.append(ok)
 
             _parallel_columns(run, x2.shape[1], width)
+            if not all(finite) and not np.isfinite(x2).all():
+                raise ValueError("Argument 'message' must be finite; it holds NaN or inf.")
         if given is not None:
             return given
         out = out.reshape((n, *x.shape[1:]))
         return self._field(out) if galois_out else out
 
     # -- decode ---------------------------------------------------------------------------
-    def decode(self, shards: np.ndarray, indices, *, out: np.ndarray | None = None) -> np.ndarray:
+    def decode(self, shards: np.ndarray, indices, *, out: np.ndarray | None = None,
+               dtype: object = None) -> np.ndarray:
         """Recover the ``k`` message rows from any ``k`` (or more) distinct shards.
 
         Parameters
@@ -251,12 +290,17 @@ class MDSCode:
             The ``m`` distinct shard indices, each in ``[0, n)``. With ``m > k`` a GF(p) code
             uses the first ``k``; a real code uses the best-conditioned ``k`` among them.
         out : numpy.ndarray, optional
-            A C-contiguous ``(k, ...)`` array of the shards' dtype to write into.
+            A C-contiguous ``(k, ...)`` array of the output dtype to write into.
+        dtype : numpy dtype, optional
+            Real codes: the output dtype, float32 or float64 (default: ``out``'s dtype, else
+            the shards'). ``np.float32`` from float64 shards returns a float32 payload
+            exactly rounded, computing in float64 one cache-sized block at a time.
 
         Returns
         -------
         numpy.ndarray
-            The ``(k, ...)`` message, with the shards' dtype.
+            The ``(k, ...)`` message. NaN or inf in the shards propagates into it (see the
+            class notes).
 
         Raises
         ------
@@ -273,7 +317,8 @@ class MDSCode:
         plan = self._plan(idx)
         y2 = y.reshape(len(idx), -1)
         given = out
-        out = _out_buffer(out, (self._k, *y.shape[1:]), y2.dtype).reshape(self._k, y2.shape[1])
+        od = self._out_dtype(y2.dtype, out, dtype)
+        out = _out_buffer(out, (self._k, *y.shape[1:]), od).reshape(self._k, y2.shape[1])
         if self._field is not None:
             out[plan.copy_dst] = y2[plan.copy_src]
             if plan.lost.size:
@@ -289,6 +334,19 @@ class MDSCode:
         return self._field(out) if galois_out else out
 
     # -- internals ------------------------------------------------------------------------
+    def _out_dtype(self, shard_dtype: np.dtype, out: object, dtype: object) -> np.dtype:
+        if dtype is None:
+            return out.dtype if isinstance(out, np.ndarray) and self._field is None else shard_dtype
+        if self._field is not None:
+            raise ValueError("Argument 'dtype' is only for real codes; GF(p) decodes to int64.")
+        try:
+            dt = np.dtype(dtype)
+        except TypeError as err:
+            raise TypeError(f"Argument 'dtype' must be float32 or float64, not {dtype!r}.") from err
+        if dt not in (np.float32, np.float64):
+            raise ValueError(f"Argument 'dtype' must be float32 or float64, not {dt}.")
+        return dt
+
     def _payload(self, name: str, data) -> tuple[np.ndarray, bool]:
         """Return the payload as a plain ndarray of the working dtype (and galois-ness)."""
         if self._field is None:
@@ -384,25 +442,34 @@ class MDSCode:
         return cand[int(np.argmin(conds))]
 
     def _decode_real(self, plan: _Plan, y2: np.ndarray, out: np.ndarray) -> None:
-        """Blocked real decode: copy surviving systematic rows, compute only lost rows."""
+        """Blocked real decode: copy surviving systematic rows, compute only lost rows.
+
+        Each column block is copied and multiplied while it is cache-resident; with float64
+        shards and float32 output the lost rows are computed in float64 and rounded once.
+        """
         width = self._block_width(y2.dtype)
-        pairs = list(zip(plan.copy_src.tolist(), plan.copy_dst.tolist(), strict=True))
+        copies = _runs(plan.copy_src, plan.copy_dst)
         rows = plan.cols if plan.cols is not None else slice(None)
-        lost, all_lost = plan.lost, plan.lost.size == self._k
+        lost = plan.lost
+        dst = _as_slice(lost)
+        direct = dst is not None and out.dtype == y2.dtype
+        dst = lost if dst is None else dst
+        coef = plan.coef if plan.coef.dtype == y2.dtype else plan.coef.astype(y2.dtype)
 
         def run(c0: int, c1: int) -> None:
+            block = None if direct or lost.size == 0 else np.empty((lost.size, width), y2.dtype)
             for b0 in range(c0, c1, width):
                 sl = slice(b0, min(b0 + width, c1))
-                for src_row, dst_row in pairs:
-                    out[dst_row, sl] = y2[src_row, sl]
+                for src, to in copies:
+                    out[to, sl] = y2[src, sl]
                 if lost.size == 0:
                     continue
-                if all_lost:
-                    self._matmul(plan.coef, y2[rows, sl], out[:, sl])
-                else:
-                    block = np.empty((lost.size, sl.stop - sl.start), dtype=out.dtype)
-                    self._matmul(plan.coef, y2[rows, sl], block)
-                    out[lost, sl] = block
+                if direct:
+                    np.matmul(coef, y2[rows, sl], out=out[dst, sl])
+                else:  # computed in the shards' dtype, then cast into the output rows
+                    b = block[:, : sl.stop - sl.start]
+                    np.matmul(coef, y2[rows, sl], out=b)
+                    out[dst, sl] = b
 
         _parallel_columns(run, y2.shape[1], width)
 
@@ -415,13 +482,33 @@ class MDSCode:
         if self._field is not None:
             _gf_matmul(coef, x, self._p, out)
             return
-        # float32 payloads multiply in float32 (sgemm): the shards are float32 anyway, so
-        # their own rounding bounds the decoded error, and widening every block to float64
-        # measured 3-5x slower. Encode float32 data as float64 when it must decode to 1e-6.
+        # float32 shards (float32_shards=True) multiply in float32 (sgemm): their own rounding
+        # bounds the decoded error anyway, and widening every block to float64 measured 3-5x
+        # slower. float32 payloads get float64 shards by default for that reason.
         c = coef if coef.dtype == x.dtype else coef.astype(x.dtype)
         width = self._block_width(x.dtype)
         for c0 in range(0, x.shape[1], width):
             np.matmul(c, x[:, c0:c0 + width], out=out[:, c0:c0 + width])
+
+
+def _as_slice(idx: np.ndarray) -> slice | None:
+    """``idx`` (sorted ints) as a slice when it is one contiguous run, else None."""
+    if idx.size and idx[-1] - idx[0] == idx.size - 1:
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return None
+
+
+def _runs(src: np.ndarray, dst: np.ndarray) -> list[tuple[slice, slice]]:
+    """Row copies ``dst[i] <- src[i]`` grouped into runs of consecutive rows on both sides."""
+    out: list[tuple[slice, slice]] = []
+    i = 0
+    while i < src.size:
+        j = i + 1
+        while j < src.size and src[j] == src[j - 1] + 1 and dst[j] == dst[j - 1] + 1:
+            j += 1
+        out.append((slice(int(src[i]), int(src[j - 1]) + 1), slice(int(dst[i]), int(dst[j - 1]) + 1)))
+        i = j
+    return out
 
 
 def _out_buffer(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

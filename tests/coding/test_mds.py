@@ -1,9 +1,10 @@
 """Tests of coding.mds.MDSCode and the generator helpers in coding.generators.
 
 Tolerances: relative Frobenius error ``||x_hat - x|| / ||x||``. float64 payloads must decode
-within 1e-10. float32 shards carry their own rounding error (2**-24 relative), which decoding
-multiplies by the condition number of the surviving submatrix, so float32 checks use
-``max(1e-6, 2**-22 * cond)``; the median over sampled patterns is checked against 1e-6.
+within 1e-10. float32 payloads get float64 shards by default and must decode within 1e-6 on
+every pattern. Opt-in float32 shards carry their own rounding error (2**-24 relative),
+which decoding multiplies by the condition number of the surviving submatrix, so those
+checks use ``max(1e-6, 2**-22 * cond)``.
 """
 
 from __future__ import annotations
@@ -58,9 +59,26 @@ def test_real_float64_round_trip(case):
 @settings(max_examples=60, deadline=None)
 @given(code_case())
 def test_real_float32_round_trip(case):
+    # Default: float64 shards, decoded in float64 and cast back to float32.
+    n, k, idx, width, rng = case
+    code = MDSCode(n, k)
+    x = rng.standard_normal((k, width + 1)).astype(np.float32)
+    y = code.encode(x)
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y[:k], x)
+    xh = code.decode(y[idx], idx, dtype=np.float32)
+    assert xh.dtype == np.float32
+    # Measured <= 1e-12 before the cast (worst condition numbers ~1e6 times 2^-53); the
+    # cast rounds to the nearest float32, which is the payload itself almost everywhere.
+    assert rel_err(xh, x) <= 1e-9
+
+
+@settings(max_examples=60, deadline=None)
+@given(code_case())
+def test_real_float32_shards_round_trip(case):
     n, k, idx, width, rng = case
     idx = idx[:k]  # exactly k shards, so the submatrix is known
-    code = MDSCode(n, k)
+    code = MDSCode(n, k, float32_shards=True)
     x = rng.standard_normal((k, width + 1)).astype(np.float32)
     y = code.encode(x)
     assert y.dtype == np.float32
@@ -71,16 +89,40 @@ def test_real_float32_round_trip(case):
     assert rel_err(xh, x) <= max(1e-6, 2.0**-22 * cond)
 
 
-def test_real_float32_median_error_meets_1e6():
+def test_real_float32_meets_1e6_on_every_pattern():
     n, k = 12, 8
-    code = MDSCode(n, k)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((k, 512)).astype(np.float32)
-    y = code.encode(x)
-    pats = erasure_patterns(n, k, count=200, rng=np.random.default_rng(5))
-    errs = np.array([rel_err(code.decode(y[p], p), x) for p in pats])
-    assert np.median(errs) <= 1e-6
-    assert (errs <= 1e-6).mean() >= 0.9
+    pats = erasure_patterns(n, k, count=1000, rng=np.random.default_rng(5))  # all 495
+    y = MDSCode(n, k).encode(x)
+    errs = np.array([rel_err(MDSCode(n, k).decode(y[p], p, dtype=np.float32), x) for p in pats])
+    assert errs.max() <= 1e-7
+    # float32 shards miss it on the worse patterns: why they are not the default.
+    y32 = MDSCode(n, k, float32_shards=True).encode(x)
+    errs32 = np.array([rel_err(MDSCode(n, k, float32_shards=True).decode(y32[p], p), x)
+                       for p in pats])
+    assert np.median(errs32) <= 1e-6 and errs32.max() > 1e-6
+
+
+def test_nan_and_inf_are_refused_at_encode_and_propagate_through_decode():
+    code = MDSCode(12, 8)
+    x = np.random.default_rng(4).standard_normal((8, 9000))
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[3, 4321] = bad
+        with pytest.raises(ValueError, match="Argument 'message' must be finite"):
+            code.encode(y)
+        with pytest.raises(ValueError, match="Argument 'message' must be finite"):
+            MDSCode(4, 4).encode(y[:4])
+    # Finite values so large that parity sums overflow are still finite input: accepted.
+    with np.errstate(over="ignore"):
+        code.encode(np.full((8, 3), 1e308))
+    shards = code.encode(x)
+    keep = [1, 2, 4, 5, 8, 9, 10, 11]
+    shards[keep.index(9), 77] = np.nan  # a parity shard the decode multiplies
+    out = code.decode(shards[keep], keep)
+    lost = [0, 3, 6, 7]
+    assert np.isnan(out[lost, 77]).all() and np.isfinite(np.delete(out, 77, axis=1)).all()
 
 
 @settings(max_examples=60, deadline=None)

@@ -11,17 +11,17 @@ def test_encode_decode_into_buffers_match_allocating_calls(dtype):
     # Prepare: a payload wide enough for the blocked, threaded path
     code = MDSCode(12, 8)
     x = np.random.default_rng(3).standard_normal((8, 70_001)).astype(dtype)
-    out = np.full((12, 70_001), np.nan, dtype=dtype)
+    out = np.full((12, 70_001), np.nan)  # float64 shards, also for float32 payloads
     # Execute
     shards = code.encode(x, out=out)
     keep = [0, 2, 5, 8, 9, 10, 11, 3]
-    msg = np.full_like(x, np.nan)
+    msg = np.full_like(x, np.nan)  # the payload's dtype
     decoded = code.decode(out[keep], keep, out=msg)
     # Assert
     assert shards is out
     np.testing.assert_array_equal(out, code.encode(x))
     assert decoded is msg
-    np.testing.assert_array_equal(msg, code.decode(out[keep], keep))
+    np.testing.assert_array_equal(msg, code.decode(out[keep], keep, dtype=dtype))
 
 
 def test_gfp_encode_into_buffer():
