@@ -116,7 +116,8 @@ class LocalTrainer:
         Clip the global gradient norm to this value (helps training from scratch); ``None``
         disables clipping.
     weights_path : str or Path, optional
-        Safetensors file for :meth:`initial_weights`.
+        A kofn safetensors or torchvision ``.pth`` file, full model or backbone only, for
+        :meth:`initial_weights` (see :func:`worker.models.build_model`).
     device : str, optional
         Torch device to train on (``"cpu"`` by default, or for example ``"cuda"``). Weights
         and deltas cross the boundary as numpy either way.

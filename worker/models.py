@@ -2,7 +2,15 @@
 
 Nothing here downloads: every torchvision builder is called with ``weights=None,
 weights_backbone=None``, and starting weights come either from the seeded random
-initialisation or from a local safetensors file (``weights_path``).
+initialisation or from a local file (``weights_path``): a kofn safetensors file or a
+torchvision ``.pth`` state dict, for the full model or for the backbone only (see
+:mod:`worker.weights`, which maps an ImageNet classifier's names onto each model's backbone
+with :data:`BACKBONES`).
+
+A model saved with :func:`save_model` records its name, classes and image size in the
+safetensors metadata, so one line rebuilds it for inference::
+
+    from worker.models import load_model; model = load_model("runs/JOB/model.safetensors")
 
 Weights leave this module as ``dict[str, numpy.ndarray]`` (see :func:`state_to_numpy`) or
 as one flat float64 vector with a :class:`exchange.layout.TensorLayout` (:func:`flatten`,
@@ -22,12 +30,17 @@ from coding.errors import KofnError
 from exchange.layout import TensorLayout, flatten, unflatten
 
 __all__ = [
+    "BACKBONES",
+    "CLASSES",
     "DEFAULT_MODEL",
     "MODELS",
     "StateMismatchError",
     "build_model",
     "flatten",
+    "load_model",
     "load_numpy_state",
+    "model_metadata",
+    "save_model",
     "save_numpy_state",
     "state_to_numpy",
     "TensorLayout",
@@ -35,6 +48,8 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "fasterrcnn_mobilenet_v3_large_320_fpn"
+#: PennFudanPed's classes, background first (label 0).
+CLASSES = ("background", "person")
 
 
 class StateMismatchError(KofnError, ValueError):
@@ -126,6 +141,25 @@ MODELS: dict[str, Callable[[int, dict[str, int]], Any]] = {
 }
 
 
+def _backbone_maps() -> dict[str, Any]:
+    from worker.weights import BackboneMap
+
+    mobilenet = {"source": "features.", "drop": ("classifier.",)}
+    resnet = BackboneMap(source="", target="backbone.body.", drop=("fc.",))
+    return {
+        "fasterrcnn_mobilenet_v3_large_320_fpn": BackboneMap(target="backbone.body.", **mobilenet),
+        "fasterrcnn_mobilenet_v2": BackboneMap(target="backbone.", **mobilenet),
+        "fasterrcnn_resnet50_fpn": resnet,
+        "maskrcnn_resnet50_fpn": resnet,
+    }
+
+
+#: Registry: model name -> how an ImageNet classifier's state dict (torchvision's
+#: ``mobilenet_v3_large``, ``mobilenet_v2``, ``resnet50``) maps onto its backbone.
+#: Models without an entry take full files and ``backbone.*`` files only.
+BACKBONES: dict[str, Any] = _backbone_maps()
+
+
 def build_model(name: str = DEFAULT_MODEL, *, num_classes: int = 2, weights_path: str | Path | None = None,
                 min_size: int | None = None, max_size: int | None = None) -> Any:
     """Build a detection model by name, without downloading anything.
@@ -139,9 +173,10 @@ def build_model(name: str = DEFAULT_MODEL, *, num_classes: int = 2, weights_path
     num_classes : int
         Classes including background; 2 for PennFudanPed (background, person).
     weights_path : str or Path, optional
-        A local safetensors file with the full state dict (see :func:`save_numpy_state`).
-        Without it the weights are torch's random initialisation, which depends on
-        ``torch.manual_seed``.
+        A local kofn safetensors or torchvision ``.pth`` file, with the full state dict or
+        the backbone only (:func:`worker.weights.apply_weights`); a bare file name is looked
+        up in ``$TORCH_HOME/hub/checkpoints``. What the file does not cover keeps torch's
+        random initialisation, which depends on ``torch.manual_seed``.
     min_size, max_size : int, optional
         Override the model's internal resize (shorter side / cap on the longer side), so
         small images stay small.
@@ -167,12 +202,9 @@ def build_model(name: str = DEFAULT_MODEL, *, num_classes: int = 2, weights_path
         max_size = check_int("max_size", max_size, low=16, high=8192)
     model = MODELS[name](num_classes, _size_kwargs(min_size, max_size))
     if weights_path is not None:
-        path = Path(weights_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Weights file {str(path)!r} does not exist.")
-        from safetensors.numpy import load_file
+        from worker.weights import apply_weights, read_weights
 
-        load_numpy_state(model, load_file(str(path)))
+        apply_weights(model, read_weights(weights_path), BACKBONES.get(name))
     model.train()
     return model
 
@@ -231,3 +263,60 @@ def save_numpy_state(arrays: Mapping[str, np.ndarray], path: str | Path) -> None
     from safetensors.numpy import save_file
 
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+
+
+def model_metadata(name: str, *, classes: tuple[str, ...] = CLASSES, min_size: int | None = None,
+                   max_size: int | None = None, **extra: str) -> dict[str, str]:
+    """The safetensors metadata :func:`load_model` rebuilds a model from (all strings)."""
+    import json
+
+    meta = {"format": "kofn-model", "model": name, "classes": json.dumps(list(classes)),
+            "min_size": "" if min_size is None else str(min_size),
+            "max_size": "" if max_size is None else str(max_size)}
+    meta.update({k: str(v) for k, v in extra.items()})
+    return meta
+
+
+def save_model(arrays: Mapping[str, np.ndarray], path: str | Path, name: str, *,
+               classes: tuple[str, ...] = CLASSES, min_size: int | None = None,
+               max_size: int | None = None, **extra: str) -> None:
+    """Write a model state with the metadata (name, classes, image size) to rebuild it."""
+    from safetensors.numpy import save_file
+
+    meta = model_metadata(name, classes=classes, min_size=min_size, max_size=max_size, **extra)
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path), metadata=meta)
+
+
+def load_model(path: str | Path) -> Any:
+    """Rebuild a model saved with :func:`save_model` (or a run's ``model.safetensors``).
+
+    Returns
+    -------
+    torch.nn.Module
+        The model with the file's weights, in evaluation mode, with ``classes`` (tuple of
+        str) set as an attribute, so ``model.classes[label]`` names a detection.
+
+    Raises
+    ------
+    WeightsError
+        The file has no kofn model metadata.
+    """
+    import json
+
+    from safetensors import safe_open
+
+    from worker.weights import WeightsError, read_weights, resolve_weights
+
+    path = resolve_weights(path)
+    with safe_open(str(path), framework="numpy") as fh:
+        meta = fh.metadata() or {}
+    if meta.get("format") != "kofn-model" or meta.get("model") not in MODELS:
+        raise WeightsError(f"Weights file {str(path)!r} has no kofn model metadata "
+                           "(format, model); build the model and pass weights_path instead.")
+    classes = tuple(json.loads(meta["classes"]))
+    model = build_model(meta["model"], num_classes=len(classes),
+                        min_size=int(meta["min_size"]) if meta.get("min_size") else None,
+                        max_size=int(meta["max_size"]) if meta.get("max_size") else None)
+    load_numpy_state(model, read_weights(path))
+    model.classes = classes
+    return model.eval()

@@ -6,7 +6,8 @@ Files written by :func:`write_report`:
   aggregators used), loss per epoch, evaluation, and the cost table;
 * ``loss.png``: loss against round;
 * ``round_time.png``: the round-time breakdown as stacked bars;
-* ``model.safetensors``: the final model's floating-point state;
+* ``model.safetensors``: the final model's floating-point state, with its name, classes and
+  image size in the metadata (``worker.models.load_model(path)`` rebuilds it for inference);
 * ``rounds.json``: the per-round summary as data.
 
 Time is split five ways, each the mean over the workers that reported the round:
@@ -195,9 +196,10 @@ def write_report(
         plot_loss(rows, out / "loss.png")
         plot_breakdown(rows, out / "round_time.png")
     if final_state is not None:
-        from worker.trigger import encode_state
+        from worker.models import save_model
 
-        (out / "model.safetensors").write_bytes(encode_state(dict(final_state), {"job": cfg.job}))
+        save_model(final_state, out / "model.safetensors", cfg.model, min_size=cfg.min_size,
+                   max_size=cfg.max_size, job=cfg.job)
     (out / "rounds.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
     lines = [f"# kofn training run `{cfg.job}`", "",
              f"{cfg.model}, {cfg.workers} workers, mode `{cfg.mode}` (k={cfg.k}, s={cfg.s}"
