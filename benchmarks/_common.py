@@ -12,6 +12,14 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
+#: Where quick modes write: ignored by git, so a quick check never overwrites a committed
+#: reference result under ``results/<name>/``.
+QUICK_RESULTS = RESULTS / "tmp"
+
+
+def results_dir(name: str, *, quick: bool = False) -> Path:
+    """``results/<name>/`` for a full run, ``results/tmp/<name>/`` for a quick one."""
+    return (QUICK_RESULTS if quick else RESULTS) / name
 
 
 def best_time(fn: Callable[[], object], *, repeat: int = 5, min_time: float = 0.0) -> float:
@@ -67,9 +75,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(out)
 
 
-def write_results(name: str, payload: dict, markdown: str) -> Path:
-    """Write ``results/<name>/<name>.json`` and ``.md``; return the folder."""
-    folder = RESULTS / name
+def write_results(name: str, payload: dict, markdown: str, *, quick: bool = False) -> Path:
+    """Write ``<name>.json`` and ``.md`` into :func:`results_dir`; return the folder."""
+    folder = results_dir(name, quick=quick)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
     (folder / f"{name}.md").write_text(markdown + "\n")

@@ -4,8 +4,9 @@
     python -m benchmarks.encryption --quick   # 1 KB, 1 MB, 16 MB; RSA at 1 KB only
     python -m benchmarks.encryption           # 1 KB, 1 MB, 64 MB; RSA up to 1 MB
 
-Writes results/encryption/encryption.{json,md}. Ciphers, each encrypting and decrypting
-the same random buffer:
+Writes results/encryption/encryption.{json,md} (``--quick``: results/tmp/encryption/, which
+git ignores, so a quick check never overwrites the reference). Ciphers, each encrypting
+and decrypting the same random buffer:
 
 - ``aes256gcm-raw``: one ``AESGCM.encrypt`` call on the whole buffer (the floor);
 - ``aes256gcm-raw-store``: the same job done by hand through the same in-memory dict store:
@@ -305,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "rows": rows, "overhead": ovh,
                                           "target_overhead": TARGET_OVERHEAD,
                                           "target_met": met,
-                                          "target_met_vs_raw_store": met_store}, md)
+                                          "target_met_vs_raw_store": met_store}, md,
+                          quick=args.quick)
     print(md)
     print(f"wrote {folder}", file=sys.stderr)
     return 0

@@ -4,6 +4,9 @@
     python -m benchmarks.training --quick         # 4 rounds, fewer images (about 3 minutes)
     python -m benchmarks.training --model fasterrcnn_mobilenet_v3_large_320_fpn --rounds 4
 
+Writes ``results/training/training.{json,md,png}``; ``--quick`` writes ``results/tmp/training/``
+(ignored by git), so a quick check never overwrites the committed reference.
+
 Each configuration is one real job: :func:`worker.trigger.trigger` uploads the synthetic
 PennFudan-style data and the initial model to a fresh :class:`~exchange.stores.local.LocalStore`,
 then ``N`` workers run :func:`worker.runner.run_worker` as threads of this process (the
@@ -439,8 +442,14 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax1.set_xticks(x, modes)
     ax1.set_ylabel("seconds per round (bar: mean, tick: p90)")
     ax1.legend(fontsize=8)
+    # tab20 pairs a dark and a light shade per mode: every series has its own colour, and
+    # a mode's clean and straggling runs still read as a pair (solid and dashed).
+    shades = plt.get_cmap("tab20").colors
+    order = [*MODES, "single"]
     for r in summary["rows"]:
+        i = order.index(r["config"].split()[0]) if r["config"].split()[0] in order else len(order)
         ax2.plot([0.0, *r["round_ends_s"]], r["heldout_loss"], marker=".",
+                 color=shades[(2 * i + bool(r["straggle"])) % len(shades)],
                  ls="--" if r["straggle"] else "-", label=r["config"])
     ax2.axhline(summary["target_loss"], color="gray", lw=0.8)
     ax2.set_xlabel("wall time (s)")
@@ -493,7 +502,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
 def main(argv: list[str] | None = None) -> None:
     import sys
 
-    st, _args = parse_args(argv)
+    st, args = parse_args(argv)
     cmd = "python -m benchmarks.training " + " ".join(sys.argv[1:] if argv is None else argv)
     outs: list[RunOutcome] = []
     init = None
@@ -519,7 +528,7 @@ def main(argv: list[str] | None = None) -> None:
     md = report(st, summary, cmd)
     payload = {"settings": st.__dict__ | {"modes": list(st.modes), "straggle": st.straggle()},
                "machine": machine_info(), "command": cmd, **summary}
-    folder = write_results(NAME, payload, md)
+    folder = write_results(NAME, payload, md, quick=args.quick)
     plot(summary, folder / "training.png")
     print(md)
 
