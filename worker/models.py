@@ -99,17 +99,35 @@ def _maskrcnn(num_classes: int, size: dict[str, int]) -> Any:
     return maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=num_classes, **size)
 
 
-def _small_cnn(num_classes: int, size: dict[str, int]) -> Any:
-    """A four-layer conv backbone (stride 16, 64 channels) in torchvision's FasterRCNN.
+def _small_heads(backbone: Any, size: dict[str, int], num_classes: int) -> Any:
+    """torchvision's FasterRCNN with small RPN and box-head budgets, for CPU runs at 64-160 px.
 
-    Meant for tests and CPU demos at 64-160 px: about 0.4 M parameters, small RPN and box
-    head budgets, anchors sized and shaped for upright pedestrians (height/width 1-3).
+    Anchors are sized and shaped for upright pedestrians (height/width 1-3).
     """
-    from torch import nn
     from torchvision.models.detection import FasterRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
     from torchvision.ops import MultiScaleRoIAlign
+
+    anchors = AnchorGenerator(sizes=((16, 32, 64, 128),), aspect_ratios=((1.0, 2.0, 3.0),))
+    pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
+    kwargs = {"min_size": 128, "max_size": 160, **size}
+    return FasterRCNN(
+        backbone, num_classes=None, rpn_anchor_generator=anchors, box_roi_pool=pool,
+        box_head=TwoMLPHead(backbone.out_channels * 7 * 7, 128),
+        box_predictor=FastRCNNPredictor(128, num_classes),
+        rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=150,
+        rpn_pre_nms_top_n_test=150, rpn_post_nms_top_n_test=100,
+        rpn_batch_size_per_image=64, box_batch_size_per_image=64, **kwargs,
+    )
+
+
+def _small_cnn(num_classes: int, size: dict[str, int]) -> Any:
+    """A four-layer conv backbone (stride 16, 64 channels) with :func:`_small_heads`.
+
+    Meant for tests and CPU demos at 64-160 px: about 0.5 M parameters.
+    """
+    from torch import nn
 
     layers: list[nn.Module] = []
     channels = (3, 16, 32, 64, 64)
@@ -118,17 +136,27 @@ def _small_cnn(num_classes: int, size: dict[str, int]) -> Any:
                    nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
     backbone = nn.Sequential(*layers)
     backbone.out_channels = channels[-1]
-    anchors = AnchorGenerator(sizes=((16, 32, 64, 128),), aspect_ratios=((1.0, 2.0, 3.0),))
-    pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
-    kwargs = {"min_size": 128, "max_size": 160, **size}
-    return FasterRCNN(
-        backbone, num_classes=None, rpn_anchor_generator=anchors, box_roi_pool=pool,
-        box_head=TwoMLPHead(channels[-1] * 7 * 7, 128),
-        box_predictor=FastRCNNPredictor(128, num_classes),
-        rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=150,
-        rpn_pre_nms_top_n_test=150, rpn_post_nms_top_n_test=100,
-        rpn_batch_size_per_image=64, box_batch_size_per_image=64, **kwargs,
-    )
+    return _small_heads(backbone, size, num_classes)
+
+
+def _mobilenet_v2_lite(num_classes: int, size: dict[str, int]) -> Any:
+    """The paper's MobileNetV2 backbone, reduced to 64 channels by a 1x1 conv, small heads.
+
+    The ImageNet ``mobilenet_v2`` features load onto ``backbone.body`` (see
+    :data:`BACKBONES`), so a CPU run at 64-160 px can start from a pretrained backbone;
+    the paper's tutorial head (a 62,720 x 1,024 box layer, 64 M parameters) dominates a
+    training step of ``fasterrcnn_mobilenet_v2`` at such sizes.
+    """
+    from collections import OrderedDict
+
+    import torchvision
+    from torch import nn
+
+    reduce = nn.Sequential(nn.Conv2d(1280, 64, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+    backbone = nn.Sequential(OrderedDict(body=torchvision.models.mobilenet_v2(weights=None).features,
+                                         reduce=reduce))
+    backbone.out_channels = 64
+    return _small_heads(backbone, size, num_classes)
 
 
 #: Registry: model name -> builder ``(num_classes, size_kwargs) -> torch.nn.Module``.
@@ -138,6 +166,7 @@ MODELS: dict[str, Callable[[int, dict[str, int]], Any]] = {
     "fasterrcnn_resnet50_fpn": _resnet50,
     "maskrcnn_resnet50_fpn": _maskrcnn,
     "small_cnn": _small_cnn,
+    "fasterrcnn_mobilenet_v2_lite": _mobilenet_v2_lite,
 }
 
 
@@ -149,6 +178,7 @@ def _backbone_maps() -> dict[str, Any]:
     return {
         "fasterrcnn_mobilenet_v3_large_320_fpn": BackboneMap(target="backbone.body.", **mobilenet),
         "fasterrcnn_mobilenet_v2": BackboneMap(target="backbone.", **mobilenet),
+        "fasterrcnn_mobilenet_v2_lite": BackboneMap(target="backbone.body.", **mobilenet),
         "fasterrcnn_resnet50_fpn": resnet,
         "maskrcnn_resnet50_fpn": resnet,
     }
@@ -169,7 +199,8 @@ def build_model(name: str = DEFAULT_MODEL, *, num_classes: int = 2, weights_path
     name : str
         A key of :data:`MODELS`: ``fasterrcnn_mobilenet_v3_large_320_fpn`` (default, fast
         on a CPU), ``fasterrcnn_mobilenet_v2`` (the paper's model), ``fasterrcnn_resnet50_fpn``,
-        ``maskrcnn_resnet50_fpn`` or ``small_cnn`` (tiny, for tests).
+        ``maskrcnn_resnet50_fpn``, ``small_cnn`` (tiny, for tests) or
+        ``fasterrcnn_mobilenet_v2_lite`` (the paper's backbone with small heads, for CPUs).
     num_classes : int
         Classes including background; 2 for PennFudanPed (background, person).
     weights_path : str or Path, optional

@@ -33,7 +33,8 @@ def _pair(size: int = 64, seed: int = 0):
 
 def test_registry_names():
     assert set(MODELS) == {"fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v2",
-                           "fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "small_cnn"}
+                           "fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "small_cnn",
+                           "fasterrcnn_mobilenet_v2_lite"}
     assert DEFAULT_MODEL == "fasterrcnn_mobilenet_v3_large_320_fpn"
 
 

@@ -124,3 +124,12 @@ def test_saved_model_rebuilds_from_its_metadata(tmp_path):
     save_numpy_state(arrays, tmp_path / "bare.safetensors")
     with pytest.raises(WeightsError, match="no kofn model metadata"):
         load_model(tmp_path / "bare.safetensors")
+
+
+def test_lite_model_takes_the_imagenet_mobilenet_v2_backbone(tmp_path):
+    torch.manual_seed(11)
+    net = torchvision.models.mobilenet_v2()
+    torch.save(net.state_dict(), tmp_path / "v2.pth")
+    model = state_to_numpy(_seeded("fasterrcnn_mobilenet_v2_lite", weights_path=tmp_path / "v2.pth"))
+    np.testing.assert_array_equal(model["backbone.body.18.0.weight"],
+                                  net.state_dict()["features.18.0.weight"].numpy())
