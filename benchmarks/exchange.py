@@ -180,9 +180,11 @@ class RoundTask:
             for part in phases:
                 stats = stats + part
             stats = stats + result.stats
-        want = sum(_coefficient(spec, v) for v in result.contributors)
-        if spec.mode in ("gradient", "gradient+mds"):
-            want = sum(_coefficient(CodeSpec("plain", N), v) for v in range(N))
+        # the total covers the partials g_j of the contributors, or of all n partitions
+        # when the code recovers the full sum from fewer (gradient codes)
+        who = result.contributors
+        covered = who if spec.n_terms(who) == len(who) else range(spec.n)
+        want = float(sum(j + 1 for j in covered))
         sample = slice(0, None, max(1, self.length // 4096))
         err = float(np.max(np.abs(result.total[sample] - want * base[sample]), initial=0.0))
         return {"start": start, "end": end, "store": counting.stats.as_dict(),
@@ -205,13 +207,10 @@ def _base(length: int, cache: dict) -> np.ndarray:
 
 
 def _coefficient(spec: CodeSpec, w: int) -> float:
-    """Worker w's update is ``coefficient * base``: ``(w + 1) base``, or in the gradient
-    modes the coded combination ``f_w = sum_j B[w, j] g_j`` of partials ``g_j = (j + 1) base``."""
-    if spec.mode in ("gradient", "gradient+mds"):
-        from coding.gradient import GradientCode
-
-        return float(GradientCode(spec.n, spec.s).B[w] @ np.arange(1, spec.n + 1))
-    return float(w + 1)
+    """Worker w's update is ``coefficient * base``: the combination ``f_w = sum_j c_j g_j``
+    its code asks for (:meth:`~exchange.codes.base.Code.coefficients`) of the partials
+    ``g_j = (j + 1) base`` of its partitions; ``(w + 1) base`` for the uncoded trainers."""
+    return float(sum(c * (p + 1) for c, p in zip(spec.coefficients(w), spec.partitions(w), strict=True)))
 
 
 @dataclass(frozen=True)
@@ -324,9 +323,9 @@ def formulas(spec: CodeSpec, length: int) -> dict[str, int]:
     n = spec.n
     item = np.dtype(spec.share_dtype).itemsize
     payload = spec.share_length(length) * item
-    member = spec.mode not in ("gradient", "gradient+mds")
-    c = n if spec.mode in ("plain", "mds", "secure") else n - spec.s
-    g = n if spec.mode in ("plain", "backup", "gradient") else spec.merged_needed
+    member = spec.needs_consensus  # a members object per round
+    c = spec.check_quorum(None)  # contributions each aggregator reads
+    g = spec.merged_needed
     return {"puts": N * (n + 1 + (2 if member else 1) + 1),
             "gets": N * (c + g) + (N - 1 if member else 0),
             "payload_up": N * (n + 1) * payload, "payload_down": N * (c + g) * payload,

@@ -6,6 +6,7 @@ are linear, a round completes from any sufficient set of contributions and aggre
 Imports only :mod:`coding` among kofn's packages, and never torch.
 """
 
+from .codes import Code, code_class, code_names, make_code, register_code
 from .crypto import EncryptedStore, Keyring, load_keyring, new_key, write_key_file
 from .errors import CorruptShardError, DecryptionError, KeyFileError, RoundTimeoutError
 from .layout import TensorLayout, TensorSpec, flatten, unflatten
@@ -16,6 +17,7 @@ from .stores import CountingStore, LocalStore, Store, StoreStats, open_store
 
 __all__ = [
     "MODES",
+    "Code",
     "CodeSpec",
     "CorruptShardError",
     "CountingStore",
@@ -35,15 +37,19 @@ __all__ = [
     "StoreStats",
     "TensorLayout",
     "TensorSpec",
+    "code_class",
+    "code_names",
     "coded_reduce",
     "decode_aggregate",
     "encode_update",
     "flatten",
     "load_keyring",
+    "make_code",
     "new_key",
     "open_store",
     "pack_shard",
     "reference_round",
+    "register_code",
     "unflatten",
     "unpack_shard",
     "write_key_file",

@@ -26,6 +26,7 @@ float64 exactly; ``CodeSpec`` checks ``n (2**b - 1) < p`` (limb sums never wrap)
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 
@@ -35,7 +36,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from coding._validate import check_int
 from coding.errors import NotEnoughShardsError, OverflowRiskError
 from coding.gfp import _SKINNY_BLOCK_BYTES, _skinny_matmul, _skinny_shift, gfp_random
-from exchange.codespec import CodeSpec, _check_indices, _check_update, _shamir
+from exchange.codes.base import Code as CodeSpec
+from exchange.codes.base import check_indices as _check_indices
+from exchange.codes.base import check_update as _check_update
 
 __all__ = [
     "quantize_limbs",
@@ -50,9 +53,22 @@ __all__ = [
 _CHUNK = 1 << 16
 
 
+@functools.lru_cache(maxsize=32)
+def shamir_code(n: int, k: int, t: int, p: int):
+    """``SecretShareCode(n, k, t, p=p)``, built once per parameter set."""
+    from coding.shamir import SecretShareCode
+
+    return SecretShareCode(n, k, t, p=p)
+
+
+_shamir = shamir_code
+
+
 def check_secure(spec: object) -> CodeSpec:
-    """``spec`` if it is a secure-mode CodeSpec, else a one-line ValueError."""
-    if not isinstance(spec, CodeSpec) or spec.mode != "secure":
+    """``spec`` if it is a secure code, else a one-line ValueError."""
+    from exchange.codes.secure import Secure
+
+    if not isinstance(spec, Secure):
         raise ValueError(f"Argument 'spec' must be a secure-mode CodeSpec, not {spec!r}.")
     return spec
 

@@ -1,13 +1,14 @@
-"""Tensor layout: a dict of named arrays <-> one flat float64 vector.
+"""Tensor layout: a dict of named arrays <-> one flat vector.
 
 Weights cross package boundaries as ``dict[str, np.ndarray]`` or as one flat array with a
 layout (see ``STYLE.md``). The coded round works on flat vectors, so a worker flattens its
 update with :func:`flatten`, every shard header records the :class:`TensorLayout`, and the
 collector rebuilds the dict with :func:`unflatten`.
 
-The flat vector is always float64: the coded arithmetic (real MDS codes, fixed point over
-GF(p)) runs in double precision whatever the tensors' own dtypes are, and
-:func:`unflatten` casts each slice back to its tensor's dtype.
+The flat vector is float32 when float32 holds every entry exactly (the sliced codes carry it as is,
+half the bytes of float64) and float64 otherwise; the coded arithmetic (real MDS codes,
+fixed point over GF(p)) widens to double precision itself, and :func:`unflatten` casts
+each slice back to its tensor's dtype.
 """
 
 from __future__ import annotations
@@ -115,8 +116,15 @@ class TensorLayout:
         return cls(tuple(specs))
 
 
+def _fits_float32(part: np.ndarray) -> bool:
+    """Whether float32 holds ``part`` exactly: float32 data, or integers below 2**24."""
+    if part.dtype.kind == "f":
+        return part.dtype == np.float32
+    return part.size == 0 or float(np.abs(part.astype(np.float64)).max()) <= 2.0**24
+
+
 def flatten(tensors: Mapping[str, np.ndarray]) -> tuple[np.ndarray, TensorLayout]:
-    """Concatenate named arrays into one float64 vector, in the mapping's order.
+    """Concatenate named arrays into one vector, in the mapping's order.
 
     Parameters
     ----------
@@ -126,7 +134,9 @@ def flatten(tensors: Mapping[str, np.ndarray]) -> tuple[np.ndarray, TensorLayout
     Returns
     -------
     flat : numpy.ndarray
-        1-D float64 vector of all elements.
+        1-D vector of all elements: float32 when that holds every entry exactly (every
+        floating tensor is float32 and every integer one below ``2**24`` in magnitude, as
+        a model's BatchNorm step counters are), else float64.
     layout : TensorLayout
         Where each tensor lives in ``flat``.
     """
@@ -140,13 +150,14 @@ def flatten(tensors: Mapping[str, np.ndarray]) -> tuple[np.ndarray, TensorLayout
         if arr.dtype.kind not in _NUMERIC_KINDS:
             raise TypeError(f"Argument 'tensors' entry {name!r} must be numeric, not dtype {arr.dtype}.")
         specs.append(TensorSpec(name, arr.dtype.name, tuple(arr.shape), offset))
-        parts.append(arr.reshape(-1).astype(np.float64, copy=False))
+        parts.append(arr.reshape(-1))
         offset += arr.size
-    flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+    dtype = np.float32 if parts and all(_fits_float32(p) for p in parts) else np.float64
+    flat = np.concatenate([p.astype(dtype, copy=False) for p in parts]) if parts else np.zeros(0)
     return flat, TensorLayout(tuple(specs))
 
 
-def unflatten(flat: np.ndarray, layout: TensorLayout) -> dict[str, np.ndarray]:
+def unflatten(flat: np.ndarray, layout: TensorLayout, *, cast: bool = True) -> dict[str, np.ndarray]:
     """Split a flat vector back into named arrays with the layout's dtypes and shapes.
 
     Parameters
@@ -155,11 +166,14 @@ def unflatten(flat: np.ndarray, layout: TensorLayout) -> dict[str, np.ndarray]:
         1-D vector of ``layout.size`` elements.
     layout : TensorLayout
         The layout :func:`flatten` returned.
+    cast : bool, optional
+        Cast each part to its tensor's dtype (default). Without it the parts keep
+        ``flat``'s dtype, as reshaped views (an average of integer counters stays exact).
 
     Returns
     -------
     dict of str to numpy.ndarray
-        New arrays (copies), cast to each tensor's dtype (integers are rounded).
+        New arrays (copies), cast to each tensor's dtype (integers are rounded), or views.
     """
     if not isinstance(layout, TensorLayout):
         raise TypeError(f"Argument 'layout' must be a TensorLayout, not {type(layout).__name__}.")
@@ -169,6 +183,9 @@ def unflatten(flat: np.ndarray, layout: TensorLayout) -> dict[str, np.ndarray]:
     out = {}
     for spec in layout.tensors:
         part = flat[spec.offset : spec.offset + spec.size]
+        if not cast:
+            out[spec.name] = part.reshape(spec.shape)
+            continue
         dtype = np.dtype(spec.dtype)
         if dtype.kind in "biu":
             part = np.rint(part)

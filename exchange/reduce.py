@@ -7,8 +7,8 @@ anyone holding enough merged shards recovers the sum (:func:`decode_aggregate`).
 protocol in :mod:`exchange.round` touches a store; tests drive these functions directly
 (the split Flower makes between a ``Strategy`` and its aggregation functions).
 
-Modes (:class:`CodeSpec`)
--------------------------
+Modes (the codes of :mod:`exchange.codes`)
+------------------------------------------
 ======================  ==================  ====================  =======================
 mode                    contributions used  merged shards needed  result
 ======================  ==================  ====================  =======================
@@ -56,27 +56,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from coding._blas import single_thread_blas
-from coding._validate import check_int
-from coding.errors import NotEnoughShardsError
-from exchange.codespec import (
-    _SLICED,
-    MODES,
-    CodeSpec,
-    _check_indices,
-    _check_update,
-    _gradient,
-    _mds,
-    _rows,
-)
-from exchange.fixed_point import (
-    decode_limb_sums,
-    decode_secure,
-    encode_secure,
-    limbs_to_float,
-    quantize_limbs,
-    reduce_secure,
-)
+from exchange.codes import Code, code_names
+from exchange.codes.base import check_indices
+from exchange.fixed_point import decode_limb_sums, limbs_to_float, quantize_limbs
+
+CodeSpec = Code
+MODES = code_names()
 
 __all__ = [
     "MODES",
@@ -90,13 +75,16 @@ __all__ = [
     "reference_round",
 ]
 
-# Columns per chunk of the weighted sums: a chunk of every row stays in L2.
-_CHUNK = 1 << 16
+
+def _check_code(spec: object) -> Code:
+    if not isinstance(spec, Code):
+        raise TypeError(f"Argument 'spec' must be a CodeSpec, not {type(spec).__name__}.")
+    return spec
 
 
-# -- the three steps -----------------------------------------------------------------------
+# -- the three steps (each code object owns its arithmetic) ---------------------------------
 
-def encode_update(update: np.ndarray, spec: CodeSpec, *, rng: np.random.Generator | None = None,
+def encode_update(update: np.ndarray, spec: Code, *, rng: np.random.Generator | None = None,
                   out: Sequence[np.ndarray] | None = None) -> np.ndarray | Sequence[np.ndarray]:
     """Turn one worker's flat update into its ``n`` shares; share ``j`` goes to aggregator ``j``.
 
@@ -110,28 +98,21 @@ def encode_update(update: np.ndarray, spec: CodeSpec, *, rng: np.random.Generato
         ``secure`` only, for reproducible tests: the share masks. By default they come
         from the operating system's CSPRNG; a ``Generator`` must not protect real data.
     out : sequence of ``spec.n`` writable 1-D arrays, optional
-        ``secure`` only: write share ``j`` into ``out[j]`` (``spec.share_length(len(update))``
-        entries), for example the payload of the shard object it is uploaded in, and
-        return ``out``.
+        Codes that encode in place (``spec.encodes_in_place``, secure): write share ``j``
+        into ``out[j]`` (``spec.share_length(len(update))`` entries), for example the
+        payload of the shard object it is uploaded in, and return ``out``.
 
     Returns
     -------
     numpy.ndarray, shape (spec.n, spec.share_length(len(update)))
-        float64 shares, or uint32 field elements in ``secure`` mode.
+        Shares of dtype ``spec.share_dtype_for(update.dtype)``: float32 slices of a
+        float32 update in the sliced codes, float64 coded rows, uint32 field elements in
+        ``secure`` mode.
     """
-    if not isinstance(spec, CodeSpec):
-        raise TypeError(f"Argument 'spec' must be a CodeSpec, not {type(spec).__name__}.")
-    x = _check_update(update)
-    if out is not None and spec.mode != "secure":
-        raise ValueError(f"Argument 'out' is for secure mode only, not {spec.mode}.")
-    if spec.mode in _SLICED:
-        return _rows(x, spec.n)
-    if spec.mode in ("mds", "gradient+mds"):
-        return np.asarray(_mds(spec.n, spec.k, spec.seed).encode(_rows(x, spec.k)), dtype=np.float64)
-    return encode_secure(x, spec, rng, out)
+    return _check_code(spec).encode(update, rng=rng, out=out)
 
 
-def contribution_weights(spec: CodeSpec, contributors: Sequence[int]) -> np.ndarray:
+def contribution_weights(spec: Code, contributors: Sequence[int]) -> np.ndarray:
     """Weights an aggregator gives the contributions of ``contributors`` (in that order).
 
     All ones, except in gradient modes, where they are the gradient code's decoding
@@ -139,19 +120,10 @@ def contribution_weights(spec: CodeSpec, contributors: Sequence[int]) -> np.ndar
     least ``spec.contributions_needed`` contributors; the other modes sum any non-empty
     set (the round agrees on it, see ``RoundConfig.quorum``).
     """
-    if not isinstance(spec, CodeSpec):
-        raise TypeError(f"Argument 'spec' must be a CodeSpec, not {type(spec).__name__}.")
-    who = _check_indices(contributors, spec.n, "contributors")
-    # plain/mds/secure sum whichever members the round agreed on (a quorum may be < n)
-    needed = spec.contributions_needed if spec.mode in ("backup", "gradient", "gradient+mds") else 1
-    if len(who) < needed:
-        raise NotEnoughShardsError(needed, len(who), "contributions")
-    if spec.mode in ("gradient", "gradient+mds"):
-        return np.asarray(_gradient(spec.n, spec.s).decoder(who), dtype=np.float64).reshape(len(who))
-    return np.ones(len(who), dtype=np.float64)
+    return _check_code(spec).weights(contributors)
 
 
-def coded_reduce(shards: np.ndarray, spec: CodeSpec, contributors: Sequence[int]) -> np.ndarray:
+def coded_reduce(shards: np.ndarray, spec: Code, contributors: Sequence[int]) -> np.ndarray:
     """Combine the shares one aggregator received into its merged shard.
 
     Parameters
@@ -169,62 +141,11 @@ def coded_reduce(shards: np.ndarray, spec: CodeSpec, contributors: Sequence[int]
     numpy.ndarray, shape (m,)
         The merged shard: the (weighted) sum, reduced mod p in ``secure`` mode.
     """
-    weights = contribution_weights(spec, contributors)
-    rows = _as_rows(shards, weights.size)
-    if rows is None:
-        raise ValueError(
-            f"Argument 'shards' must have shape ({weights.size}, m), one row per contributor, "
-            f"not {np.shape(shards)}."
-        )
-    if spec.mode == "secure":
-        return reduce_secure(rows, spec.p)
-    return _weighted_sum(rows, weights)
-
-
-def _as_rows(data: object, count: int) -> list[np.ndarray] | None:
-    """``data`` (an array, or a sequence of equal 1-D arrays) as ``count`` row views, or None.
-
-    Accepting the rows as a list lets :mod:`exchange.round` pass the payloads it read
-    without first stacking them into one array (a copy of everything).
-    """
-    if not isinstance(data, np.ndarray):
-        rows = [np.asarray(r) for r in data]  # type: ignore[union-attr]
-        if len(rows) == count and all(r.ndim == 1 and r.shape == rows[0].shape
-                                      and r.dtype == rows[0].dtype for r in rows):
-            return rows
-        data = np.asarray(rows)
-    if data.ndim != 2 or data.shape[0] != count:
-        return None
-    return list(data)
-
-
-def _weighted_sum(rows: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
-    """``weights @ rows`` in float64, one cache-sized column chunk at a time."""
-    m = rows[0].shape[0]
-    out = np.empty(m)
-    if np.all(weights == 1.0):
-        out[...] = rows[0]
-        for row in rows[1:]:
-            np.add(out, row, out=out)
-        return out
-    block = np.empty((len(rows), min(_CHUNK, m)))
-    with single_thread_blas():
-        for c0 in range(0, m, _CHUNK):
-            w = min(_CHUNK, m - c0)
-            for i, row in enumerate(rows):
-                block[i, :w] = row[c0 : c0 + w]
-            np.matmul(weights, block[:, :w], out=out[c0 : c0 + w])
-    return out
-
-
-
-
-
-
+    return _check_code(spec).reduce(shards, contributors)
 
 
 def decode_aggregate(
-    merged: np.ndarray, indices: Sequence[int], spec: CodeSpec, *, length: int, n_terms: int
+    merged: np.ndarray, indices: Sequence[int], spec: Code, *, length: int, n_terms: int
 ) -> np.ndarray:
     """Recover the summed flat update from merged shards.
 
@@ -247,36 +168,12 @@ def decode_aggregate(
     -------
     numpy.ndarray of float64, shape (length,)
     """
-    if not isinstance(spec, CodeSpec):
-        raise TypeError(f"Argument 'spec' must be a CodeSpec, not {type(spec).__name__}.")
-    length = check_int("length", length, low=0)
-    if spec.mode == "secure":
-        idx = _check_indices(indices, spec.n, "indices")
-        if len(idx) < spec.merged_needed:
-            raise NotEnoughShardsError(spec.merged_needed, len(idx))
-        return decode_secure(merged, idx, spec, length, check_int("n_terms", n_terms, low=0))
-    idx = _check_indices(indices, spec.n, "indices")
-    rows = _as_rows(merged, len(idx))
-    if rows is None:
-        raise ValueError(f"Argument 'merged' must have one row per index ({len(idx)}), not shape {np.shape(merged)}.")
-    if len(idx) < spec.merged_needed:
-        raise NotEnoughShardsError(spec.merged_needed, len(idx))
-    if spec.mode in _SLICED:  # the slices in index order, straight into the result
-        m = rows[0].shape[0]
-        total = np.empty(min(length, len(rows) * m))
-        for j, row in zip(idx, rows, strict=True):
-            lo, hi = j * m, min((j + 1) * m, length)
-            if lo < hi:
-                total[lo:hi] = row[: hi - lo]
-        return total
-    # with more than k shards the real code decodes from its best-conditioned k
-    decoded = np.asarray(_mds(spec.n, spec.k, spec.seed).decode(np.asarray(rows, dtype=np.float64), idx))
-    return np.ascontiguousarray(decoded).reshape(-1)[:length].astype(np.float64, copy=False)
+    return _check_code(spec).decode(merged, indices, length=length, n_terms=n_terms)
 
 
 def reference_round(
     updates: np.ndarray,
-    spec: CodeSpec,
+    spec: Code,
     *,
     contributors: Sequence[int] | None = None,
     aggregators: Sequence[int] | None = None,
@@ -301,13 +198,14 @@ def reference_round(
     -------
     numpy.ndarray of float64, shape (L,)
     """
-    if not isinstance(spec, CodeSpec):
-        raise TypeError(f"Argument 'spec' must be a CodeSpec, not {type(spec).__name__}.")
-    ups = np.asarray(updates, dtype=np.float64)
-    if ups.ndim != 2 or ups.shape[0] != spec.n:
-        raise ValueError(f"Argument 'updates' must have shape (n={spec.n}, L), not {ups.shape}.")
-    who = list(range(spec.n)) if contributors is None else _check_indices(contributors, spec.n, "contributors")
-    aggs = list(range(spec.n)) if aggregators is None else _check_indices(aggregators, spec.n, "aggregators")
-    shares = np.stack([encode_update(ups[w], spec, rng=rng) for w in who])  # (c, n, m)
-    merged = np.stack([coded_reduce(shares[:, j], spec, who) for j in aggs])
-    return decode_aggregate(merged, aggs, spec, length=ups.shape[1], n_terms=len(who))
+    code = _check_code(spec)
+    ups = np.asarray(updates)
+    if ups.dtype != np.float32:
+        ups = ups.astype(np.float64)
+    if ups.ndim != 2 or ups.shape[0] != code.n:
+        raise ValueError(f"Argument 'updates' must have shape (n={code.n}, L), not {ups.shape}.")
+    who = list(range(code.n)) if contributors is None else check_indices(contributors, code.n, "contributors")
+    aggs = list(range(code.n)) if aggregators is None else check_indices(aggregators, code.n, "aggregators")
+    shares = np.stack([code.encode(ups[w], rng=rng) for w in who])  # (c, n, m)
+    merged = np.stack([code.reduce(shares[:, j], who) for j in aggs])
+    return code.decode(merged, aggs, length=ups.shape[1], n_terms=len(who))

@@ -53,16 +53,13 @@ from coding.errors import NotEnoughShardsError
 from exchange.errors import CorruptShardError, DecryptionError, RoundTimeoutError
 from exchange.layout import flatten
 from exchange.reduce import coded_reduce, decode_aggregate, encode_update
-from exchange.round_types import GRADIENT_MODES, RoundConfig, RoundResult, RoundStats, _Meter
+from exchange.round_types import RoundConfig, RoundResult, RoundStats, _Meter
 from exchange.shards import Shard, ShardHeader, ShardWriter, pack_shard, unpack_shard
 from exchange.stores.base import Store
 
 __all__ = ["RoundConfig", "RoundStats", "RoundResult", "Exchange"]
 
 log = logging.getLogger(__name__)
-
-_GRADIENT = GRADIENT_MODES
-
 
 class Exchange:
     """One party's view of a job's coded rounds over a :class:`~exchange.stores.base.Store`.
@@ -171,9 +168,9 @@ class Exchange:
             headers = [self._header("contrib", r, index=j, worker=worker, contributors=(worker,),
                                     length=int(flat.size), layout=layout)
                        for j in range(self.code.n)]
-            if self.code.mode == "secure":  # shares are encoded straight into the objects
+            if self.code.encodes_in_place:  # shares are encoded straight into the objects
                 m = self.code.share_length(int(flat.size))
-                writers = [ShardWriter(h, self.code.share_dtype, (m,)) for h in headers]
+                writers = [ShardWriter(h, self.code.share_dtype_for(flat.dtype), (m,)) for h in headers]
                 encode_update(flat, self.code, rng=rng, out=[w.payload for w in writers])
                 shares = None
             else:
@@ -282,7 +279,7 @@ class Exchange:
 
     def _aggregate(self, meter: _Meter, r: int, j: int, *, wait: bool) -> bool:
         """Make and write ``merged/{j}``; return False if ``wait`` is off and inputs aren't ready."""
-        if self.code.mode in _GRADIENT:
+        if not self.code.needs_consensus:
             got = self._gather_any(meter, r, j, wait=wait)
         else:
             early: dict[int, cf.Future] = {}
@@ -421,12 +418,10 @@ class Exchange:
                            lambda: [f"merged/{j}" for j in range(self.code.n) if j not in state.have],
                            lambda: len(state.have))
         with meter.timed("decode"):
-            indices = sorted(group)
-            if self.code.mode == "secure":  # the first k + t decode exactly; more add nothing
-                indices = indices[: self.code.merged_needed]
+            indices = self.code.decode_indices(sorted(group))
             first = group[indices[0]].header
             rows = [group[j].payload for j in indices]
-            n_terms = self.code.n if self.code.mode in _GRADIENT else len(first.contributors)
+            n_terms = self.code.n_terms(first.contributors)
             total = decode_aggregate(rows, indices, self.code, length=first.length, n_terms=n_terms)
         contributors = sorted({w for j in indices for w in group[j].header.contributors})
         meter.stats.takeovers += state.takeovers
@@ -460,12 +455,12 @@ class Exchange:
 
     @property
     def _merged_needed(self) -> int:
-        return self.code.n if self.code.mode in ("plain", "backup", "gradient") else self.code.merged_needed
+        return self.code.merged_needed
 
     def _best_group(self, have: dict[int, Shard]) -> dict[int, Shard] | None:
         """The largest set of merged shards that decode together, if it is big enough."""
         need = self._merged_needed
-        if self.code.mode in _GRADIENT:
+        if not self.code.needs_consensus:
             groups = {(): dict(have)}
         else:
             groups: dict[tuple, dict[int, Shard]] = {}

@@ -14,15 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from coding._validate import check_int, check_real
+from exchange.codes import Code
 from exchange.layout import TensorLayout, unflatten
-from exchange.reduce import CodeSpec
 from exchange.stores.base import Store
 
 __all__ = ["RoundConfig", "RoundStats", "RoundResult"]
-
-#: Modes whose contributions are gradient-coded (any n - s contributors suffice).
-GRADIENT_MODES = ("gradient", "gradient+mds")
-
 
 @dataclass(frozen=True)
 class RoundConfig:
@@ -32,8 +28,8 @@ class RoundConfig:
     ----------
     job : str
         Job name; a key part, so no ``/``.
-    code : CodeSpec
-        The code (mode, n, k, s, t, ...).
+    code : Code
+        The code object (:mod:`exchange.codes`).
     prefix : str, optional
         Key prefix of all the job's objects.
     deadline_s : float, optional
@@ -49,14 +45,15 @@ class RoundConfig:
     threads : int, optional
         Parallel uploads/downloads per :class:`Exchange`.
     quorum : int, optional
-        ``plain``/``mds``/``secure``: done markers that fix the member set (default
-        ``n``). A smaller quorum tolerates dead trainers, but the result then sums only
-        the members (``RoundResult.contributors``). Fixed at ``n - s`` for ``backup`` and
-        unused in the gradient modes.
+        Done markers that fix the member set, validated by the code
+        (:meth:`~exchange.codes.base.Code.check_quorum`): by default ``n``, where a
+        smaller quorum tolerates dead trainers and the result then sums only the members
+        (``RoundResult.contributors``); fixed at ``n - s`` for ``backup`` and the gradient
+        codes.
     """
 
     job: str
-    code: CodeSpec
+    code: Code
     prefix: str = "kofn"
     deadline_s: float = 120.0
     poll_min_s: float = 0.002
@@ -71,26 +68,15 @@ class RoundConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value or "/" in value or value in (".", ".."):
                 raise ValueError(f"Argument {name!r} must be a non-empty key part without '/', not {value!r}.")
-        if not isinstance(self.code, CodeSpec):
-            raise TypeError(f"Argument 'code' must be a CodeSpec, not {type(self.code).__name__}.")
+        if not isinstance(self.code, Code):
+            raise TypeError(f"Argument 'code' must be a Code, not {type(self.code).__name__}.")
         check_real("deadline_s", self.deadline_s, low=0.0, low_open=True)
         check_real("poll_min_s", self.poll_min_s, low=0.0, low_open=True)
         check_real("poll_max_s", self.poll_max_s, low=self.poll_min_s)
         check_real("takeover_after_s", self.takeover_after_s, low=0.0)
         check_int("keep_rounds", self.keep_rounds, low=0)
         check_int("threads", self.threads, low=1)
-        n, mode = self.code.n, self.code.mode
-        if mode in ("backup", *GRADIENT_MODES):
-            if self.quorum is not None and self.quorum != self.code.contributions_needed:
-                raise ValueError(
-                    f"Argument 'quorum' must be n-s={self.code.contributions_needed} (or unset) in "
-                    f"{mode} mode, not {self.quorum}."
-                )
-            object.__setattr__(self, "quorum", self.code.contributions_needed)
-        elif self.quorum is None:
-            object.__setattr__(self, "quorum", n)
-        else:
-            object.__setattr__(self, "quorum", check_int("quorum", self.quorum, low=1, high=n, high_name="n"))
+        object.__setattr__(self, "quorum", self.code.check_quorum(self.quorum))
 
 
 @dataclass

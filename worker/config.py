@@ -33,6 +33,7 @@ __all__ = [
     "parse_straggle",
 ]
 
+#: The built-in run modes (codes from :mod:`exchange.codes`; any registered name works).
 MODES = ("plain", "backup", "mds", "gradient", "secure")
 LAUNCHERS = ("local", "ray", "lambda")
 STRAGGLE_KINDS = ("fixed", "shiftexp", "crash", "dead")
@@ -197,8 +198,9 @@ class RunConfig:
         Store: a directory path, ``file:///ABS/PATH`` or ``s3://BUCKET[/PREFIX]``.
     workers : int
         Number of workers ``n``.
-    mode : {"plain", "backup", "mds", "gradient", "secure"}
-        The exchange's coded round.
+    mode : str
+        The exchange's code: a name registered in :mod:`exchange.codes` (built in:
+        ``plain``, ``backup``, ``mds``, ``gradient``, ``secure``).
     k : int, optional
         Merged shards (aggregators) needed to decode the sum: the "K" of "any K of N".
         Must be ``n`` in plain and backup mode (their default, and gradient's); defaults to
@@ -209,7 +211,8 @@ class RunConfig:
         gradient coding each worker trains on ``s + 1`` partitions. Ignored by plain and
         secure.
     t : int
-        Secure mode: colluding aggregators that learn nothing; ``1 <= t < k``.
+        Secure mode: colluding aggregators that learn nothing; ``1 <= t < k``. Must be
+        0 for the other built-in codes, but any value is accepted unless its code refuses it.
     p : int
         Secure mode: the prime modulus.
     quorum : int or None
@@ -308,8 +311,6 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         n = check_int("workers", self.workers, low=1)
-        if self.mode not in MODES:
-            raise ConfigError(f"Argument 'mode' must be one of {', '.join(MODES)}, not {self.mode!r}.")
         if self.launcher not in LAUNCHERS:
             raise ConfigError(
                 f"Argument 'launcher' must be one of {', '.join(LAUNCHERS)}, not {self.launcher!r}."
@@ -322,47 +323,34 @@ class RunConfig:
                 "://" in self.store and not self.store.startswith(("file:///", "s3://"))):
             raise ConfigError(f"Argument 'store' must be a path, file:///ABS/PATH or s3://BUCKET[/PREFIX], "
                               f"not {self.store!r}.")
-        s = check_int("s", self.s, low=0, high=n - 1, high_name="n-1")
+        check_int("s", self.s, low=0, high=n - 1, high_name="n-1")
         object.__setattr__(self, "straggle", _straggle_from_toml(self.straggle))
-        if self.k is None:
-            object.__setattr__(self, "k", self._default_k(n, s))
-        k = check_int("k", self.k, low=1, high=n, high_name="n")
-        if self.mode in ("plain", "backup") and k != n:
-            raise ConfigError(f"Argument 'k' must be n={n} (or unset) in {self.mode} mode, not {k}.")
-        if self.mode == "secure":
-            check_int("t", self.t, low=1, high=k - 1, high_name="k-1")
-        else:
-            check_int("t", self.t, low=0)
-        if self.quorum is not None:
-            if self.mode in ("backup", "gradient"):
-                raise ConfigError(f"Argument 'quorum' must be unset in {self.mode} mode, not {self.quorum}.")
-            check_int("quorum", self.quorum, low=1, high=n, high_name="n")
+        if self.k is not None:
+            check_int("k", self.k, low=1, high=n, high_name="n")
+        check_int("t", self.t, low=0)
         self._check_numbers()
-        self.code_spec()  # the exchange's own checks (fixed-point range, field size)
-
-    def _default_k(self, n: int, s: int) -> int:
-        if self.mode in ("plain", "backup", "gradient"):
-            return n
-        return max(n - 1, 1) if self.mode == "mds" else max(n - 1, 2)
+        code = self.code_spec()  # the code's own checks (k, s, t, field size, fixed point)
+        object.__setattr__(self, "k", code.merged_needed)
+        try:
+            code.check_quorum(self.quorum)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
     def code_spec(self) -> Any:
-        """The exchange's :class:`~exchange.reduce.CodeSpec` for this run.
+        """The exchange's code object (:mod:`exchange.codes`) for this run.
 
         ``k`` here always counts the merged shards that decode the sum (the "K" of "any K
-        of N"), so in secure mode the packed-Shamir code gets ``k - t`` message rows and
-        ``t`` privacy rows; gradient mode with ``k < n`` becomes ``gradient+mds``.
+        of N"); each code translates it (:meth:`~exchange.codes.base.Code.from_settings`):
+        secure's packed-Shamir code gets ``k - t`` message rows and ``t`` privacy rows, and
+        gradient with ``k < n`` adds an MDS stage (``gradient+mds``).
         """
-        from exchange.reduce import CodeSpec
+        from exchange.codes import code_class
 
-        n, k, s, t = self.workers, int(self.k), self.s, self.t
-        if self.mode == "secure":
-            return CodeSpec("secure", n, k=k - t, t=t, p=self.p, seed=self.seed)
-        if self.mode == "gradient":
-            mode = "gradient" if k == n else "gradient+mds"
-            return CodeSpec(mode, n, k=k, s=s, seed=self.seed)
-        if self.mode == "plain":
-            return CodeSpec("plain", n, seed=self.seed)
-        return CodeSpec(self.mode, n, k=k, s=s, seed=self.seed)
+        try:
+            cls = code_class(self.mode)
+            return cls.from_settings(self.workers, k=self.k, s=self.s, t=self.t, p=self.p, seed=self.seed)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
     def _check_numbers(self) -> None:
         check_int("p", self.p, low=3)
@@ -441,8 +429,13 @@ class RunConfig:
         if "k" not in values and {"workers", "mode", "s"} & set(values):
             values["k"] = None
         if "quorum" not in values and self.quorum is not None:
-            new_n = values.get("workers", self.workers)
-            if values.get("mode", self.mode) in ("backup", "gradient") or self.quorum > new_n:
+            # an inherited quorum the new code refuses (say, a gradient code's fixed n - s)
+            # is dropped rather than failing the override
+            try:
+                dataclasses.replace(self, **values)
+            except ConfigError as err:
+                if "'quorum'" not in str(err):
+                    raise
                 values["quorum"] = None
         return dataclasses.replace(self, **values)
 

@@ -203,7 +203,7 @@ def write_report(
     (out / "rounds.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
     lines = [f"# kofn training run `{cfg.job}`", "",
              f"{cfg.model}, {cfg.workers} workers, mode `{cfg.mode}` (k={cfg.k}, s={cfg.s}"
-             f"{f', t={cfg.t}' if cfg.mode == 'secure' else ''}), "
+             f"{f', t={cfg.t}' if hasattr(cfg.code_spec(), 't') else ''}), "
              f"{cfg.rounds} rounds of {cfg.local_iters} local steps (batch {cfg.batch_size}, lr {cfg.lr}), "
              f"launcher `{cfg.launcher}`, store `{cfg.store}`"
              f"{' (encrypted)' if cfg.encrypt else ''}.", ""]

@@ -242,12 +242,11 @@ class _Worker:
         self._duty = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kofn-agg-{spec.worker}")
 
     def _coefficients(self) -> list[float]:
-        if self.cfg.mode != "gradient":
-            return [1.0] * len(self.parts)
-        from coding.gradient import GradientCode
-
-        code = GradientCode(self.cfg.workers, self.cfg.s)
-        return [float(c) for c in np.asarray(code.coefficients(self.worker)).reshape(-1)]
+        coefficients = list(self.cfg.code_spec().coefficients(self.worker))
+        if len(coefficients) != len(self.parts):
+            raise KofnError(f"Worker {self.worker} holds {len(self.parts)} partitions but its code "
+                            f"gives {len(coefficients)} coefficients; the manifest is broken.")
+        return coefficients
 
     def load(self, r: int) -> dict[str, np.ndarray]:
         """The model after round ``r``, from its checkpoint."""
@@ -265,7 +264,9 @@ class _Worker:
             with _TRAIN_LOCK:
                 res = self.trainer.train(state, self.data[p], round_index=r, partition=p)
             losses.append(res.mean_loss)
-            if total is None:
+            if total is None and len(self.parts) == 1 and coef == 1.0:
+                total = dict(res.delta)  # in the tensors' own dtypes: float32 stays float32
+            elif total is None:
                 total = {k: coef * np.asarray(v, dtype=np.float64) for k, v in res.delta.items()}
             else:
                 for k, v in res.delta.items():
@@ -301,7 +302,7 @@ class _Worker:
         mean = result.mean
         from exchange.layout import unflatten
 
-        delta = unflatten(mean, result.layout)
+        delta = unflatten(mean, result.layout, cast=False)  # float64, whatever the wire carried
         new_state = {k: (state[k].astype(np.float64) + delta[k]).astype(state[k].dtype) for k in state}
         rec.compute_s += time.perf_counter() - t_apply
         rec.upload_s, rec.wait_s, rec.download_s = stats.upload_s, stats.wait_s, stats.download_s

@@ -185,13 +185,10 @@ def open_job_store(cfg: RunConfig, *, keyring: Any = None) -> Store:
 
 
 def assignments(cfg: RunConfig) -> tuple[tuple[int, ...], ...]:
-    """The partitions each worker trains on (gradient coding: ``s + 1`` each)."""
-    if cfg.mode != "gradient":
-        return tuple((i,) for i in range(cfg.workers))
-    from coding.gradient import GradientCode
-
-    code = GradientCode(cfg.workers, cfg.s)
-    return tuple(tuple(int(p) for p in code.partitions(i)) for i in range(cfg.workers))
+    """The partitions each worker trains on, as the run's code assigns them (its own one;
+    ``s + 1`` under gradient coding)."""
+    code = cfg.code_spec()
+    return tuple(tuple(code.partitions(i)) for i in range(cfg.workers))
 
 
 def load_samples(cfg: RunConfig) -> list[Any]:

@@ -45,7 +45,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
         (dict(mode="plain", n=4, s=1), "'s' must be 0 in plain mode"),
         (dict(mode="secure", n=4, k=2, t=3), "'t' must be at most n-k=4-2=2, not 3"),
         (dict(mode="secure", n=4, k=2), "'t' must be at least 1"),
-        (dict(mode="mds", n=4, k=2, t=1), "'t' must be 0 outside secure mode"),
+        (dict(mode="mds", n=4, k=2, t=1), "'t' must be 0 in mds mode"),
         (dict(mode="raid", n=4), "'mode' must be one of"),
         (dict(mode="plain", n=0), "'n' must be at least 1"),
         (dict(mode="secure", n=4, k=2, t=1, p=2**31 + 11), "'p' must be at most"),
@@ -347,7 +347,7 @@ def test_secure_encode_into_caller_rows_and_its_checks():
     assert np.array_equal(np.stack(rows), want)
     with pytest.raises(ValueError, match="Argument 'out' must be 6 rows of"):
         encode_update(x, spec, out=rows[:5])
-    with pytest.raises(ValueError, match="Argument 'out' is for secure mode only"):
+    with pytest.raises(ValueError, match="Argument 'out' is for codes that encode in place"):
         encode_update(x, CodeSpec("mds", 6, k=4), out=rows)
     with pytest.raises(ValueError, match="Argument 'merged' must hold at least 4 shares"):
         decode_aggregate([r[:-2] for r in rows[:4]], [0, 1, 2, 3], spec, length=x.size, n_terms=1)

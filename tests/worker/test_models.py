@@ -99,7 +99,8 @@ def test_load_numpy_state_round_trip_and_flat_layout():
     b = build_model("small_cnn")
     wa = state_to_numpy(a)
     flat, layout = flatten(wa)
-    assert flat.dtype == np.float64 and flat.size == sum(v.size for v in wa.values())
+    # float32 weights (and small integer counters) travel as float32: exactly, half the bytes
+    assert flat.dtype == np.float32 and flat.size == sum(v.size for v in wa.values())
     load_numpy_state(b, unflatten(flat, layout))
     wb = state_to_numpy(b)
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from coding.errors import KofnError
+from exchange.codes import code_names
 from worker.config import RunConfig, parse_straggle
 
 __all__ = ["JobResult", "register", "run_job"]
@@ -261,7 +262,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--job", help="job name (default: MODEL-MODE-TIMESTAMP)")
     p.add_argument("--store", help="file://PATH or s3://BUCKET[/PREFIX]")
     p.add_argument("--workers", type=int, help="number of workers n")
-    p.add_argument("--mode", choices=("plain", "backup", "mds", "gradient", "secure"))
+    p.add_argument("--mode", choices=code_names(), help="the exchange code (see exchange.codes)")
     p.add_argument("--k", type=int, help="merged shards needed to decode (any k of n)")
     p.add_argument("--s", type=int, help="stragglers tolerated (backup, gradient)")
     p.add_argument("--t", type=int, help="colluding aggregators tolerated (secure)")
