@@ -33,14 +33,14 @@ def _payload(nbytes: int, k: int, dtype: np.dtype, rng: np.random.Generator) -> 
     return rng.standard_normal((k, cols)).astype(dtype)
 
 
-def bench_mds(payload_mib: int, repeat: int) -> list[dict]:
+def bench_mds(payload_mib: int, repeat: int, shapes=None) -> list[dict]:
     """Encode and worst-case decode throughput against a numpy copy of the same bytes."""
     rng = np.random.default_rng(0)
     rows = []
     # (payload dtype, float32 shards?): float32 payloads in float32 shards (opt-in), in
     # float64 shards (the default, decoded straight into float32 rows), and float64.
     for dtype, f32 in ((np.float32, True), (np.float32, False), (np.float64, False)):
-        for k, n in MDS_SHAPES:
+        for k, n in shapes or MDS_SHAPES:
             shards_name = "float32" if f32 else "float64"
             progress(f"MDS ({k},{n}) {np.dtype(dtype).name} payload, {shards_name} shards, "
                      f"{payload_mib} MiB")
@@ -164,6 +164,80 @@ def bench_accuracy(ns: tuple[int, ...], samples: int) -> list[dict]:
     return rows
 
 
+# -- inner-dimension and secure matmul codes (issue 10) ------------------------------------
+
+THRESHOLD_CASES = ((2, 2, 1), (3, 3, 1), (2, 2, 2), (4, 4, 2), (3, 3, 3), (4, 4, 4), (4, 4, 6),
+                   (4, 4, 8), (2, 8, 3), (8, 2, 3), (1, 2, 2))
+
+
+def bench_thresholds() -> dict:
+    """Recovery thresholds: SecureMatMulCode's (ka+t)(kb+1)-1 against GASP, and MatDot."""
+    from coding.gasp import GASPCode, least_threshold
+
+    secure = []
+    for ka, kb, t in THRESHOLD_CASES:
+        gasp = least_threshold(ka, kb, t)
+        code = GASPCode(gasp, ka, kb, t, p=2**31 - 1)
+        secure.append({"ka": ka, "kb": kb, "t": t, "today": (ka + t) * (kb + 1) - 1,
+                       "gasp": code.threshold, "table": code.table.name,
+                       "swapped": code.swapped})
+    inner = [{"m": m, "t": t, "matdot": 2 * m - 1, "secure_matdot": 2 * m + 2 * t - 1,
+              "poly_same_storage": m * m,
+              "secure_poly_same_storage": (m + t) * (m + 1) - 1}
+             for m in (2, 3, 4, 8) for t in (1, 2)]
+    return {"secure": secure, "inner": inner}
+
+
+def bench_matdot_accuracy(ns: tuple[int, ...], ms: tuple[int, ...], samples: int) -> list[dict]:
+    """Worst relative error of the real MatDot code (Chebyshev basis) over erasure patterns."""
+    from coding.generators import erasure_patterns
+    from coding.matdot import MatDotCode
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for n in ns:
+        for m in ms:
+            if 2 * m - 1 > n:
+                continue
+            progress(f"MatDot accuracy n={n} m={m}")
+            code = MatDotCode(n, m)
+            A, B = rng.standard_normal((6, 8 * m)), rng.standard_normal((8 * m, 5))
+            As, Bs = code.encode(A, B)
+            R = np.stack([As[i] @ Bs[i] for i in range(n)])
+            ref = A @ B
+            pats = erasure_patterns(n, 2 * m - 1, count=samples, rng=rng)
+            err = max(float(np.linalg.norm(code.decode(R[p], p) - ref) / np.linalg.norm(ref))
+                      for p in pats)
+            rows.append({"n": n, "m": m, "patterns": len(pats), "worst_rel_error": err})
+    return rows
+
+
+def report_issue10(th: dict, matdot: list[dict]) -> str:
+    """The threshold and MatDot-accuracy tables (kept apart from the polynomial candidates)."""
+    parts = ["### T-private outer-product codes: recovery thresholds",
+             markdown_table(["(ka,kb,t)", "SecureMatMulCode (ka+t)(kb+1)-1", "GASPCode",
+                             "table", "operands swapped", "saved"],
+                            [[f"({r['ka']},{r['kb']},{r['t']})", r["today"], r["gasp"],
+                              r["table"], r["swapped"], r["today"] - r["gasp"]]
+                             for r in th["secure"]]),
+             "### Inner-dimension split (MatDot) against outer products with the same storage "
+             "per worker (1/m of A and 1/m of B: polynomial codes with ka = kb = m). MatDot "
+             "pays with 1/m instead of 1/m^2 of the multiply-adds per worker and full-size "
+             "results.",
+             markdown_table(["m", "t", "MatDot 2m-1", "poly m*m", "secure MatDot 2m+2t-1",
+                             "secure poly (m+t)(m+1)-1"],
+                            [[r["m"], r["t"], r["matdot"], r["poly_same_storage"],
+                              r["secure_matdot"], r["secure_poly_same_storage"]]
+                             for r in th["inner"]])]
+    if matdot:
+        parts += ["### Real MatDotCode accuracy (orthonormal Chebyshev basis; worst over "
+                  "patterns, all windows included)",
+                  markdown_table(["n", "m", "patterns", "worst rel. error"],
+                                 [[r["n"], r["m"], r["patterns"], r["worst_rel_error"]]
+                                  for r in matdot])]
+    return "\n\n".join(parts)
+
+
 def report(mds: list[dict], gfp: list[dict], acc: list[dict]) -> str:
     parts = ["### MDSCode throughput (GB/s of payload; ratio to a numpy copy of the same bytes)",
              markdown_table(
@@ -249,6 +323,22 @@ def targets(mds: list[dict], gfp: list[dict], acc: list[dict]) -> list[str]:
     return lines
 
 
+def steady_mds(payload_mib: int, runs: int) -> str:
+    """(8,12) encode/decode against memcpy in ``runs`` consecutive runs, with the load."""
+    import os
+
+    rows = []
+    for run in range(runs):
+        load = os.getloadavg()[0]
+        for r in bench_mds(payload_mib, repeat=7, shapes=((8, 12),)):
+            rows.append([run + 1, f"{load:.1f}", r["dtype"], r["shards"], r["encode_x_memcpy"],
+                         r["decode_x_memcpy"], r["encode_alloc_x_memcpy"]])
+    return ("### MDSCode (8,12) in consecutive runs (ratios to memcpy, measured side by side)"
+            "\n\n" + markdown_table(["run", "load avg (1 min)", "payload", "shards",
+                                       "enc/memcpy", "dec/memcpy", "enc (allocating)/memcpy"],
+                                      rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.coding", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -256,8 +346,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="small payloads, no galois, no result files (what `make run` shows)")
     parser.add_argument("--payload-mib", type=int, default=None,
                         help="MDS payload size in MiB (default 64, quick 16)")
+    parser.add_argument("--mds-runs", type=int, default=None, metavar="N",
+                        help="only the (8,12) MDS throughput, N consecutive runs (prints only)")
     args = parser.parse_args(argv)
     quick = args.quick
+    if args.mds_runs:
+        print(steady_mds(args.payload_mib or 64, args.mds_runs))
+        return 0
     payload = args.payload_mib or (16 if quick else 64)
     if payload < 1:
         parser.error(f"Argument '--payload-mib' must be at least 1, not {payload}.")
@@ -268,7 +363,10 @@ def main(argv: list[str] | None = None) -> int:
                     repeat=3 if quick else 5)
     acc = bench_accuracy((8, 16) if quick else (6, 8, 12, 16, 20, 24, 32),
                          samples=100 if quick else 500)
-    md = report(mds, gfp, acc)
+    th = bench_thresholds()
+    matdot = bench_matdot_accuracy((8, 16) if quick else (8, 16, 24, 32),
+                                   (2, 4) if quick else (2, 4, 6, 8), 100 if quick else 2000)
+    md = report(mds, gfp, acc) + "\n\n" + report_issue10(th, matdot)
     tl = targets(mds, gfp, acc)
     print()
     print(md)
@@ -278,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         full = (f"# Coding benchmark\n\nCommand: `{cmd}`  \nMachine: {machine_info()}\n\n{md}\n\n"
                 "## Targets\n" + "\n".join(tl))
         folder = write_results("coding", {"machine": machine_info(), "mds": mds, "gfp": gfp,
-                                          "accuracy": acc, "targets": tl}, full)
+                                          "accuracy": acc, "thresholds": th,
+                                          "matdot_accuracy": matdot, "targets": tl}, full)
         print(f"\nwrote {folder}/coding.json and coding.md")
     return 0
 

@@ -10,11 +10,17 @@ gradients ``g_0 .. g_{n-1}``. Worker ``i`` holds ``s + 1`` partitions and sends
 Two assignments:
 
 * ``"cyclic"``: worker ``i`` holds partitions ``i, i+1, ..., i+s (mod n)``. ``B`` comes
-  from the paper's Algorithm 2: draw a random ``s x n`` matrix ``H`` whose rows sum to zero
-  (so ``H @ 1 = 0``), and give each row of ``B`` a 1 on its own partition and the
-  remaining ``s`` entries that put it in the null space of ``H``. The ``n`` rows then lie in
-  that ``(n - s)``-dimensional space, which holds the all-ones vector, and any ``n - s`` of
-  them span it (with probability one; checked at construction for small n).
+  from the paper's Algorithm 2: take an ``s x n`` matrix ``H`` with ``H @ 1 = 0``, and give
+  each row of ``B`` a 1 on its own partition and the remaining ``s`` entries that put it in
+  the null space of ``H``. The ``n`` rows then lie in that ``(n - s)``-dimensional space,
+  which holds the all-ones vector, and any ``n - s`` of them span it. Candidates for
+  ``H``: seeded random matrices whose rows sum to zero (the paper's), and, when ``n - s``
+  is odd, the real parity checks of the cyclic MDS (BCH) code whose ``s`` consecutive
+  frequencies sit symmetrically around ``n/2`` (Raviv, Tamo, Tandon and Dimakis, "Gradient
+  coding from cyclic MDS codes and expander graphs", IEEE T-IT 2020); that ``B`` is real
+  and its decoders are far smaller for small ``s``. Each candidate is scored on every
+  contiguous run of finished workers *and* on random straggler sets, and the one whose
+  decoders amplify rounding least wins (certified worst cases in ``docs/coding.md``).
 * ``"fractional"``: ``(s + 1) | n``; the workers form ``n / (s + 1)`` groups of ``s + 1``,
   and every worker of group ``g`` holds partitions ``g(s+1) .. g(s+1)+s`` with weight 1.
   The decoder takes one finished worker from every group.
@@ -33,8 +39,10 @@ __all__ = ["GradientCode"]
 
 _SCHEMES = ("cyclic", "fractional")
 _CACHE_SIZE = 1024
-#: Seeds tried for the cyclic construction before giving up (each try is checked).
+#: Seeded random draws tried for the cyclic construction (each try is checked).
 _TRIES = 8
+#: Random straggler sets each candidate is scored on, besides every contiguous window.
+_SCORE_SETS = 256
 
 
 class GradientCode:
@@ -198,17 +206,21 @@ def _sum_weights(Bf: np.ndarray) -> np.ndarray:
 
 
 def _cyclic_B(n: int, s: int, seed: int, support: np.ndarray) -> np.ndarray:
-    """Tandon et al. Algorithm 2, best of a few seeded draws.
+    """Tandon et al. Algorithm 2 on the best of a few candidate parity-check matrices.
 
-    Each draw is checked on every contiguous run of ``n - s`` finished workers (the worst
-    case of the cyclic assignment); the draw whose decoders have the smallest largest
-    weight wins, since the weights multiply the workers' rounding errors.
+    Each candidate is scored on every contiguous run of ``n - s`` finished workers plus
+    :data:`_SCORE_SETS` seeded random sets; the smallest worst ``max|a| * max|B|`` wins,
+    since the decoder weights multiply the workers' rounding errors.
     """
+    if s == 0:
+        return np.eye(n)
     rng = np.random.default_rng(seed)
+    sets = _score_sets(n, s, np.random.default_rng([seed, n, s]))
+    cands = [_from_H(_bch_H(n, s), n, s)] if (n - s) % 2 else []
+    cands += [_cyclic_try(n, s, rng) for _ in range(_TRIES)]
     best, best_score = None, np.inf
-    for _ in range(_TRIES):
-        B = _cyclic_try(n, s, rng)
-        score = np.inf if B is None else _window_score(B, n, s)
+    for B in cands:
+        score = np.inf if B is None else _score(B, sets)
         if score < best_score:
             best, best_score = B, score
     if best is None:  # pragma: no cover - probability zero
@@ -216,12 +228,27 @@ def _cyclic_B(n: int, s: int, seed: int, support: np.ndarray) -> np.ndarray:
     return best
 
 
-def _cyclic_try(n: int, s: int, rng: np.random.Generator) -> np.ndarray | None:
-    if s == 0:
-        return np.eye(n)
+def _bch_H(n: int, s: int) -> np.ndarray:
+    """Real parity checks of the cyclic code with frequencies ``lo .. lo+s-1`` around n/2.
+
+    The set is consecutive (so the complex code is MDS by the BCH bound), closed under
+    ``f -> n - f`` (so the code is real; needs ``n - s`` odd) and excludes 0 (so the code
+    holds the all-ones vector). Each pair ``f, n - f`` gives a cosine and a sine row.
+    """
+    j = np.arange(n)
+    lo = (n - s + 1) // 2
+    rows = []
+    for f in range(lo, lo + s):
+        if 2 * f < n:
+            rows += [np.cos(2 * np.pi * f * j / n), np.sin(2 * np.pi * f * j / n)]
+        elif 2 * f == n:
+            rows.append(np.cos(np.pi * j))
+    return np.array(rows)
+
+
+def _from_H(H: np.ndarray, n: int, s: int) -> np.ndarray | None:
+    """Rows with a 1 on their own partition, ``s`` more on the next ones, in ``null(H)``."""
     B = np.zeros((n, n))
-    H = rng.standard_normal((s, n))
-    H[:, -1] = -H[:, :-1].sum(axis=1)  # H @ 1 = 0, so 1 is in null(H)
     for i in range(n):
         others = (i + np.arange(1, s + 1)) % n
         M = H[:, others]
@@ -232,14 +259,34 @@ def _cyclic_try(n: int, s: int, rng: np.random.Generator) -> np.ndarray | None:
     return B
 
 
-def _window_score(B: np.ndarray, n: int, s: int) -> float:
-    """Largest ``|a_i| * |B|`` over decoders of contiguous runs; inf if one fails."""
-    worst = 0.0
+def _cyclic_try(n: int, s: int, rng: np.random.Generator) -> np.ndarray | None:
+    H = rng.standard_normal((s, n))
+    H[:, -1] = -H[:, :-1].sum(axis=1)  # H @ 1 = 0, so 1 is in null(H)
+    return _from_H(H, n, s)
+
+
+def _score_sets(n: int, s: int, rng: np.random.Generator) -> np.ndarray:
+    """Every contiguous run of ``n - s`` workers plus seeded random ``(n - s)``-subsets."""
+    r = n - s
+    windows = np.sort((np.arange(n)[:, None] + np.arange(r)[None, :]) % n, axis=1)
+    rand = np.sort(np.argsort(rng.random((_SCORE_SETS, n)), axis=1)[:, :r], axis=1)
+    return np.unique(np.vstack([windows, rand]), axis=0)
+
+
+def batched_sum_weights(B: np.ndarray, sets: np.ndarray) -> np.ndarray:
+    """Least-squares ``a`` with ``a @ B[set] = 1`` for every row of ``sets`` (QR, batched)."""
+    Q, R = np.linalg.qr(np.swapaxes(B[sets], 1, 2))
+    rhs = Q.sum(axis=1)  # Q^T 1
+    with np.errstate(all="ignore"):
+        return np.linalg.solve(R, rhs[..., None])[..., 0]
+
+
+def _score(B: np.ndarray, sets: np.ndarray) -> float:
+    """Largest ``max|a| * max|B|`` over the sets' decoders; inf if one fails to decode."""
+    a = batched_sum_weights(B, sets)
     scale = np.abs(B).max()
-    for start in range(n):
-        Bf = B[(start + np.arange(n - s)) % n]
-        a = _sum_weights(Bf)
-        if np.abs(a @ Bf - 1).max() > 1e-11 * max(1.0, np.abs(a).max() * scale):
-            return np.inf
-        worst = max(worst, np.abs(a).max() * scale)
-    return worst
+    resid = np.abs(np.einsum("br,brn->bn", a, B[sets]) - 1).max(axis=1)
+    amax = np.abs(a).max(axis=1)
+    if not np.all(np.isfinite(amax)) or np.any(resid > 1e-9 * np.maximum(1.0, amax * scale)):
+        return np.inf
+    return float(amax.max() * scale)

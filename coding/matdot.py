@@ -8,9 +8,9 @@ and ``B`` (d, q) into ``m`` row blocks, so ``C = sum_j A_j B_j``. Worker ``i`` g
 
 and returns ``p_A(x_i) @ p_B(x_i)``, a polynomial of degree ``2m - 2`` whose coefficient of
 ``x^(m-1)`` is exactly ``C``. Any ``2m - 1`` results interpolate it: the **recovery
-threshold is ``2m - 1``**, against ``m*m`` for a polynomial code with the same work per
-worker (each worker multiplies ``r x d/m`` by ``d/m x q``, 1/m of the product), at the
-price of full-size ``r x q`` results.
+threshold is ``2m - 1``**, against ``m*m`` for a polynomial code with the same storage per
+worker (``1/m`` of ``A`` and of ``B``, ``ka = kb = m``), at the price of ``1/m`` instead of
+``1/m^2`` of the multiply-adds per worker and full-size ``r x q`` results.
 
 **Over the reals** the monomial basis is ill-conditioned, so :class:`MatDotCode` uses the
 orthonormal-Chebyshev construction of Fahim and Cadambe ("Numerically stable polynomially

@@ -123,3 +123,24 @@ def test_method_errors():
         gc.partitions(-1)
     with pytest.raises(ValueError, match=r"Argument 'worker' must be at most 4, not 7\."):
         gc.coefficients(7)
+
+
+@pytest.mark.parametrize(("n", "s", "sets"), [(16, 3, None), (31, 4, 1500)])
+def test_cyclic_worst_case_on_random_straggler_sets(n, s, sets):
+    # n - s odd: the real cyclic MDS (BCH) candidate is available. Worst relative error
+    # measured 4e-15 at (16, 3) over every set and 2e-13 at (31, 4) (scripts/
+    # certify_codes.py); the bound is the 1e-12 target, 5x above the worst.
+    gc = GradientCode(n, s)
+    rng = np.random.default_rng(n)
+    g = rng.standard_normal((n, 3))
+    f, total = gc.B @ g, g.sum(axis=0)
+    if sets is None:
+        outs = list(combinations(range(n), s))
+    else:
+        outs = [rng.choice(n, s, replace=False) for _ in range(sets)]
+    worst = 0.0
+    for out in outs:
+        done = sorted(set(range(n)) - set(np.asarray(out).tolist()))
+        worst = max(worst, np.linalg.norm(gc.decoder(done) @ f[done] - total)
+                    / np.linalg.norm(total))
+    assert worst <= 1e-12
