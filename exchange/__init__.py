@@ -8,14 +8,23 @@ Imports only :mod:`coding` among kofn's packages, and never torch.
 
 from .codes import Code, code_class, code_names, make_code, register_code
 from .crypto import EncryptedStore, Keyring, load_keyring, new_key, write_key_file
-from .errors import CorruptShardError, DecryptionError, KeyFileError, RoundTimeoutError
+from .errors import (
+    CorruptShardError,
+    DecryptionError,
+    KeyFileError,
+    RoundBehindError,
+    RoundTimeoutError,
+)
 from .layout import TensorLayout, TensorSpec, flatten, unflatten
 from .reduce import MODES, CodeSpec, coded_reduce, decode_aggregate, encode_update, reference_round
 from .round import Exchange, RoundConfig, RoundResult, RoundStats
+from .session import AllReduce, AllReduceResult
 from .shards import Shard, ShardHeader, pack_shard, unpack_shard
 from .stores import CountingStore, LocalStore, Store, StoreStats, open_store
 
 __all__ = [
+    "AllReduce",
+    "AllReduceResult",
     "MODES",
     "Code",
     "CodeSpec",
@@ -27,6 +36,7 @@ __all__ = [
     "KeyFileError",
     "Keyring",
     "LocalStore",
+    "RoundBehindError",
     "RoundConfig",
     "RoundResult",
     "RoundStats",

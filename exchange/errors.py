@@ -66,5 +66,24 @@ class RoundTimeoutError(KofnError):
         super().__init__(f"Round timed out; still missing: {shown}{more}.")
 
 
+class RoundBehindError(KofnError):
+    """The round finished and was cleaned up without this party: it fell behind.
+
+    :class:`exchange.session.AllReduce` catches it and skips to the newest complete round.
+
+    Parameters
+    ----------
+    round : int
+        The round that can no longer be collected.
+    latest : int
+        The newest complete round.
+    """
+
+    def __init__(self, round: int, latest: int):
+        self.round, self.latest = round, latest
+        super().__init__(f"Round {round} was completed and cleaned up without this worker "
+                         f"(the newest complete round is {latest}); it is behind.")
+
+
 class KeyFileError(KofnError):
     """A key file or key environment variable is missing or malformed."""

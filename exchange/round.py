@@ -50,7 +50,7 @@ import numpy as np
 
 from coding._validate import check_int
 from coding.errors import NotEnoughShardsError
-from exchange.errors import CorruptShardError, DecryptionError, RoundTimeoutError
+from exchange.errors import CorruptShardError, DecryptionError, RoundBehindError, RoundTimeoutError
 from exchange.layout import flatten
 from exchange.reduce import coded_reduce, decode_aggregate, encode_update
 from exchange.round_types import RoundConfig, RoundResult, RoundStats, _Meter
@@ -408,6 +408,8 @@ class Exchange:
         ------
         RoundTimeoutError
             Too few merged shards before the deadline (names the missing aggregators).
+        RoundBehindError
+            The others completed the round and its objects were already cleaned up.
         NotEnoughShardsError
             Too many aggregators failed for good (corrupt inputs) to decode.
         """
@@ -425,9 +427,11 @@ class Exchange:
             total = decode_aggregate(rows, indices, self.code, length=first.length, n_terms=n_terms)
         contributors = sorted({w for j in indices for w in group[j].header.contributors})
         meter.stats.takeovers += state.takeovers
-        if meter.put(self._complete_key(r), pack_shard(self._header("complete", r)), if_absent=True):
+        completed = meter.put(self._complete_key(r), pack_shard(self._header("complete", r)), if_absent=True)
+        if completed:
             self._cleanup(meter, r)
-        return RoundResult(r, total, n_terms, tuple(contributors), tuple(indices), first.layout, meter.stats)
+        return RoundResult(r, total, n_terms, tuple(contributors), tuple(indices), first.layout, meter.stats,
+                           completed)
 
     def _collect_probe(self, meter: _Meter, r: int, state: _CollectState):
         rp = self.round_prefix(r)
@@ -477,8 +481,22 @@ class Exchange:
                 return agreeing
         return None
 
+    def _check_not_behind(self, r: int, state: _CollectState) -> None:
+        """Raise RoundBehindError if round ``r`` is complete and already cleaned up (looked
+        up at most once a second, and only while overdue)."""
+        keep = self.config.keep_rounds
+        now = time.monotonic()
+        if keep <= 0 or state.have or now - state.behind_checked < 1.0:
+            return
+        state.behind_checked = now
+        latest = self.latest_complete_round()
+        if latest is not None and latest >= r + keep:
+            raise RoundBehindError(r, latest)
+
     def _maybe_take_over(self, meter: _Meter, r: int, state: _CollectState) -> None:
         overdue = time.monotonic() - state.start >= self.config.takeover_after_s
+        if overdue:
+            self._check_not_behind(r, state)
         todo = [j for j in range(self.code.n)
                 if j not in state.have and j not in state.failed and (overdue or j in state.repair)]
         for j in todo:
@@ -554,3 +572,4 @@ class _CollectState:
     failed: set[int] = dataclasses.field(default_factory=set)
     repair: set[int] = dataclasses.field(default_factory=set)
     takeovers: int = 0
+    behind_checked: float = 0.0

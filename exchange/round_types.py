@@ -140,6 +140,9 @@ class RoundResult:
         Present when the updates were dicts of tensors.
     stats : RoundStats
         This call's traffic and timings (or the whole round's, from :meth:`Exchange.run`).
+    completed : bool
+        Whether this call was the first to decode the round (it wrote the ``complete``
+        marker and cleaned up old rounds).
     """
 
     round: int
@@ -149,6 +152,7 @@ class RoundResult:
     aggregators: tuple[int, ...]
     layout: TensorLayout | None
     stats: RoundStats
+    completed: bool = False
 
     @property
     def mean(self) -> np.ndarray:

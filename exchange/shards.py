@@ -46,7 +46,7 @@ __all__ = ["MAGIC", "VERSION", "KINDS", "LIMITS", "ShardHeader", "Shard", "Shard
 
 MAGIC = b"KOFNSHRD"
 VERSION = 1
-KINDS = ("contrib", "merged", "done", "members", "complete")
+KINDS = ("contrib", "merged", "done", "members", "complete", "total")
 _PREFIX = struct.Struct("<8sHHII")
 _ALIGN = 64
 _DTYPES = ("<f8", "<f4", "<u4", "<i8", "<u8")
@@ -61,7 +61,8 @@ class ShardHeader:
     ----------
     kind : str
         One of ``KINDS``: a worker's ``contrib``ution to one aggregator, an aggregator's
-        ``merged`` shard, or a small marker (``done``, ``members``, ``complete``).
+        ``merged`` shard, a session's running ``total`` of the round means, or a small
+        marker (``done``, ``members``, ``complete``).
     job : str
         The training job.
     round : int
