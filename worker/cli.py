@@ -29,11 +29,21 @@ USER_ERRORS = (KofnError, ValueError, TypeError, FileNotFoundError, FileExistsEr
                PermissionError, KeyError, OSError)
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("kofn")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kofn",
         description="Coded-computing parameter exchange: any K of N finishes the round.",
     )
+    parser.add_argument("--version", action="version", version=f"kofn {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         try:
