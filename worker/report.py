@@ -5,7 +5,9 @@ Files written by :func:`write_report`:
 * ``report.md``: settings, the round table (loss, round time and its split, workers and
   aggregators used), loss per epoch, evaluation, and the cost table;
 * ``loss.png``: loss against round;
-* ``round_time.png``: the round-time breakdown as stacked bars;
+* ``round_time.png``: the round-time breakdown as stacked bars that add up to each
+  round's time (:func:`stacked_phases`), legend outside the bars;
+* ``ap.png``: held-out AP after each round, when the run evaluated every round;
 * ``model.safetensors``: the final model's floating-point state, with its name, classes and
   image size in the metadata (``worker.models.load_model(path)`` rebuilds it for inference);
 * ``rounds.json``: the per-round summary as data.
@@ -31,7 +33,8 @@ import numpy as np
 from worker.config import RunConfig
 from worker.cost import CostTable
 
-__all__ = ["PHASES", "RoundSummary", "summarize_rounds", "write_report", "round_line"]
+__all__ = ["PHASES", "RoundSummary", "plot_ap", "plot_breakdown", "round_line", "stacked_phases",
+           "summarize_rounds", "write_report"]
 
 PHASES = ("compute", "upload", "wait", "download", "decode", "other")
 
@@ -149,24 +152,61 @@ def plot_loss(rows: Sequence[RoundSummary], path: Path) -> None:
     plt.close(fig)
 
 
+def stacked_phases(row: RoundSummary) -> dict[str, float]:
+    """The round's phases as the round-time plot stacks them: they add up to ``time_s``.
+
+    A worker's aggregation duty runs beside its collect, so the measured phases of a
+    round can add up to more than its wall time. Then every phase is scaled down by the
+    same factor (``other`` is already 0), so the bar is the round time and each
+    segment keeps its share.
+    """
+    total = sum(row.phases[p] for p in PHASES)
+    if total <= 0:
+        return {p: 0.0 for p in PHASES}
+    scale = min(1.0, row.time_s / total)
+    return {p: row.phases[p] * scale for p in PHASES}
+
+
 def plot_breakdown(rows: Sequence[RoundSummary], path: Path) -> None:
-    """Round-time breakdown as stacked bars, as a PNG."""
+    """Round-time breakdown as stacked bars adding up to each round's time, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = plt.subplots(figsize=(7, 3.4))
     x = np.array([r.round for r in rows])
     bottom = np.zeros(len(rows))
-    for phase in PHASES:
-        h = np.array([r.phases[phase] for r in rows])
-        ax.bar(x, h, bottom=bottom, label=phase)
+    stacks = [stacked_phases(r) for r in rows]
+    colours = plt.get_cmap("tab10").colors
+    for i, phase in enumerate(PHASES):
+        h = np.array([st[phase] for st in stacks])
+        ax.bar(x, h, bottom=bottom, label=phase, color=colours[i])
         bottom += h
+    ax.scatter(x, [r.time_s for r in rows], marker="_", s=300, color="k", zorder=3,
+               label="round time")
     ax.set_xticks(x)
     ax.set_xlabel("round")
     ax.set_ylabel("seconds (mean over workers)")
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_ap(points: Sequence[tuple[int, float]], path: Path, *, label: str = "bbox AP@[.5:.95]") -> None:
+    """Held-out AP against round (round 0: the starting model), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([r for r, _ in points], [v for _, v in points], marker="o")
+    ax.set_xticks([r for r, _ in points])
+    ax.set_xlabel("round")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -182,8 +222,13 @@ def write_report(
     train_size: int,
     evaluation: Mapping[str, float] | None = None,
     notes: Sequence[str] = (),
+    ap_per_round: Sequence[tuple[int, float]] = (),
+    timing: Mapping[str, float] | None = None,
 ) -> Path:
     """Write ``report.md``, the plots, ``rounds.json`` and the final model into ``out_dir``.
+
+    ``ap_per_round`` holds ``(round, AP)`` pairs for ``ap.png``; ``timing`` the job's
+    seconds by stage (for example start-up, rounds, evaluation, total) for the time table.
 
     Returns
     -------
@@ -195,6 +240,8 @@ def write_report(
     if rows:
         plot_loss(rows, out / "loss.png")
         plot_breakdown(rows, out / "round_time.png")
+    if ap_per_round:
+        plot_ap(ap_per_round, out / "ap.png")
     if final_state is not None:
         from worker.models import save_model
 
@@ -211,6 +258,12 @@ def write_report(
         lines += ["Injected: " + "; ".join(r.to_spec() for r in cfg.straggle) + ".", ""]
     lines += ["## Rounds", "", round_table(rows), "",
               "![loss](loss.png) ![round time](round_time.png)", ""]
+    if ap_per_round:
+        lines += ["Held-out AP after each round: " + ", ".join(
+            f"round {r}: {v:.4f}" for r, v in ap_per_round) + ".", "", "![AP per round](ap.png)", ""]
+    if timing:
+        lines += ["## Time", "", "| stage | seconds |", "|---|---:|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in timing.items()] + [""]
     epochs = epoch_losses(rows, cfg, train_size)
     if epochs:
         lines += ["Loss per epoch: " + ", ".join(f"epoch {e}: {v:.4f}" for e, v in epochs) + ".", ""]
