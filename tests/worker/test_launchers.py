@@ -261,3 +261,33 @@ def test_lambda_handler_real_model_on_encrypted_s3(s3_env, s3_bucket, s3_prefix,
     before = decode_state(store.get(checkpoint_key("rgw", 0)))
     after = decode_state(store.get(checkpoint_key("rgw", 1)))
     assert any(not np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_ray_capacity_refuses_a_small_local_cluster_and_warns_on_a_remote_one():
+    from coding.errors import KofnError
+    from worker.launchers.ray_launcher import RayLauncher
+
+    seen = []
+    launcher = RayLauncher(num_cpus=1.0, warn=seen.append)
+    launcher.check_capacity(2, 2.0, local=True)  # fits: nothing happens
+    with pytest.raises(KofnError, match=r"Ray cluster has 2 CPUs, but 5 worker tasks x 1 CPUs = 5 "
+                                        r"cannot all run at once; pass --ray-cpus 0.4 or fewer\."):
+        launcher.check_capacity(5, 2.0, local=True)
+    launcher.check_capacity(5, 2.0, local=False)
+    assert len(seen) == 1 and seen[0].startswith("kofn: warning: Ray cluster has 2 CPUs")
+
+
+@pytest.mark.slow
+def test_ray_launcher_refuses_more_tasks_than_a_local_cluster_runs(tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    from coding.errors import KofnError
+    from worker.launchers.ray_launcher import RayLauncher
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    launcher = RayLauncher(num_cpus=1.0, max_restarts=0, local_cpus=1)
+    specs = [WorkerSpec(store=f"file://{tmp_path}", job="j", worker=i, encrypt=False) for i in range(2)]
+    with pytest.raises(KofnError, match="cannot all run at once"):
+        launcher.start(specs)
+    assert not ray.is_initialized()  # the local cluster it started is shut down again
