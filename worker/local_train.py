@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,8 @@ class LocalTrainer:
         return {k: v.copy() for k, v in self._initial.items()}
 
     def train(self, weights: Mapping[str, np.ndarray], samples: Sequence[Any], *,
-              round_index: int = 0, partition: int = 0) -> LocalResult:
+              round_index: int = 0, partition: int = 0,
+              on_step: Callable[[int, int, float], None] | None = None) -> LocalResult:
         """Run ``local_iters`` SGD steps from ``weights`` on ``samples``; return the delta.
 
         Parameters
@@ -166,6 +167,8 @@ class LocalTrainer:
             :func:`worker.data.deserialize_partition` output); at least one.
         round_index, partition : int
             Mixed into the seed, so rounds and partitions draw different batches.
+        on_step : callable, optional
+            Called as ``on_step(step, steps, loss)`` after each step (1-based), for progress.
 
         Returns
         -------
@@ -210,6 +213,8 @@ class LocalTrainer:
                     torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
                 opt.step()
                 losses.append(value)
+                if on_step is not None:
+                    on_step(step + 1, self.local_iters, value)
         end = state_to_numpy(self.model)
         delta = {k: (end[k] - start[k]).astype(start[k].dtype, copy=False) for k in start}
         return LocalResult(delta=delta, mean_loss=float(np.mean(losses)), losses=tuple(losses),

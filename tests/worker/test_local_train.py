@@ -154,3 +154,11 @@ def test_cuda_training_matches_its_own_rerun_and_returns_numpy(samples):
     assert all(np.allclose(a.delta[k], b.delta[k], atol=1e-6) for k in a.delta)
     result = evaluate(trainer.model, samples[:2])
     assert 0.0 <= result.bbox_ap <= 1.0
+
+
+def test_on_step_reports_every_step_with_its_loss(trainer, samples):
+    seen = []
+    res = trainer.train(trainer.initial_weights(), samples,
+                        on_step=lambda i, n, loss: seen.append((i, n, loss)))
+    assert [(i, n) for i, n, _ in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert tuple(loss for *_, loss in seen) == res.losses
