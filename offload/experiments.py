@@ -59,6 +59,11 @@ AXES = {
     "deadline": Axis("deadline", (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5), "Deadline T (s)"),
     "n": Axis("N", (6, 8, 10, 12, 14, 16), "Coded subtasks N"),
     "k": Axis("K", (2, 3, 4, 5, 6, 7, 8, 9, 10), "Blocks needed K"),
+    "fail": Axis("fail_prob", (0.0, 0.02, 0.05, 0.1, 0.15, 0.2), "Worker failure probability"),
+    "decode": Axis("decode_s", (0.0, 0.05, 0.1, 0.15, 0.2, 0.25), "Decoding time (s)"),
+    "result": Axis("result_bits_row", (0.0, 5e3, 1e4, 2e4, 4e4), "Result kbit per row", 1e-3),
+    "shape": Axis("shape", (1.5, 2.0, 3.0, 5.0, 10.0), "Straggler law shape"),
+    "slow": Axis("slow_prob", (0.0, 0.05, 0.1, 0.2, 0.3), "Bimodal law: share of slow runs"),
 }
 
 
@@ -159,7 +164,8 @@ def sweep(x: str, *, values: Sequence | None = None,
     Parameters
     ----------
     x : str
-        A key of :data:`AXES` (``power``, ``cpu``, ``deadline``, ``n``, ``k``).
+        A key of :data:`AXES` (``power``, ``cpu``, ``deadline``, ``n``, ``k``, and the world
+        axes ``fail``, ``decode``, ``result``, ``shape``, ``slow``).
     values : sequence, optional
         Values of the parameter in generator units (Hz for ``cpu``); the axis default if
         omitted. A value whose instances cannot be built is skipped with a note.

@@ -80,7 +80,7 @@ def plot_sweep(result, path) -> Path:
     ax_r.axhline(1.0, color="grey", lw=0.8)
     ax_e.set(ylabel="Energy (J), mean ± s.e.", title=title)
     ax_r.set(ylabel=f"Energy / {ref.upper()} energy",
-             title="Energy / optimum, same seed (mean where it meets the budget)")
+             title="Energy / optimum, same seed (mean where feasible)")
     ax_f.set(xlabel=axis.label, ylabel="Share of seeds", ylim=(-0.05, 1.05),
              title=f"Meets the budget ({result.seeds} seeds)")
     ax_p.set(xlabel=axis.label, ylabel="P(K results by T)",

@@ -24,6 +24,7 @@ import numpy as np
 from coding._validate import check_int, check_real
 from offload.errors import InstanceError
 from offload.model import Budget, Channel, Instance, Master, Task, Workers
+from offload.world import ResultLink, Straggler
 
 __all__ = ["GeneratorConfig", "generate", "load_instance", "instance_from_dict", "to_toml"]
 
@@ -57,6 +58,15 @@ class GeneratorConfig:
     mu_max: float = 1.0
     kappa_w: float = 1.0e-27
     worker_energy: bool = False
+    law: str = "shiftexp"
+    shape: float = 2.0
+    slow_prob: float = 0.1
+    slow_factor: float = 10.0
+    trace: str = ""
+    fail_prob: float = 0.0
+    result_bits_row: float = 0.0
+    worker_power: float = 0.1
+    decode_s: float = 0.0
 
     def __post_init__(self):
         check_int("W", self.W, low=1)
@@ -102,6 +112,7 @@ def generate(config: GeneratorConfig | None = None, seed: int = 0) -> Instance:
         f=c.f_w * (c.f_spread_min + (c.f_spread_max - c.f_spread_min) * u[1]),
         mu=c.mu_min + (c.mu_max - c.mu_min) * u[2],
         kappa=np.full(c.W, c.kappa_w),
+        fail=np.full(c.W, c.fail_prob),
     )
     return Instance(
         workers=workers,
@@ -110,15 +121,32 @@ def generate(config: GeneratorConfig | None = None, seed: int = 0) -> Instance:
         channel=Channel(bandwidth=c.bandwidth, noise=c.noise, g0=c.g0, alpha=c.alpha),
         budget=Budget(deadline=c.deadline, eps=c.eps, stragglers=c.stragglers),
         worker_energy=c.worker_energy,
+        straggler=_straggler(c),
+        result=ResultLink(bits_row=c.result_bits_row, worker_power=c.worker_power,
+                          decode_s=c.decode_s),
     )
 
 
-_SECTIONS = {"task": Task, "master": Master, "channel": Channel, "budget": Budget}
-_WORKER_ARRAYS = ("distance", "f", "mu", "kappa")
+_TRACES: dict[str, np.ndarray] = {}
+
+
+def _straggler(c: GeneratorConfig) -> Straggler:
+    if c.law != "trace":
+        return Straggler(law=c.law, shape=c.shape, slow_prob=c.slow_prob,
+                         slow_factor=c.slow_factor)
+    if c.trace not in _TRACES:  # a sweep builds many instances from one file
+        _TRACES[c.trace] = Straggler(law="trace", trace=c.trace).samples
+    return Straggler(law="trace", trace=c.trace, samples=_TRACES[c.trace])
+
+
+_SECTIONS = {"task": Task, "master": Master, "channel": Channel, "budget": Budget,
+             "result": ResultLink}
+_STRAGGLER = ("law", "shape", "slow_prob", "slow_factor", "trace")
+_WORKER_ARRAYS = ("distance", "f", "mu", "kappa", "fail")
 _WORKER_GEN = {"count": "W", "seed": None, "distance_min": "distance_min",
                "distance_max": "distance_max", "f_w": "f_w", "f_spread_min": "f_spread_min",
                "f_spread_max": "f_spread_max", "mu_min": "mu_min", "mu_max": "mu_max",
-               "kappa": "kappa_w"}
+               "kappa": "kappa_w", "fail": "fail_prob"}
 
 
 def _check_keys(where: str, got: dict, allowed) -> None:
@@ -129,17 +157,22 @@ def _check_keys(where: str, got: dict, allowed) -> None:
             )
 
 
-def instance_from_dict(data: dict) -> Instance:
+def instance_from_dict(data: dict, base=None) -> Instance:
     """Build an instance from the dictionary form of a TOML instance file.
 
-    Sections ``task``, ``master``, ``channel`` and ``budget`` take the fields of the classes
-    of the same name (all optional). ``workers`` either lists the arrays ``distance``, ``f``,
-    ``mu`` (and optionally ``kappa``, a list or one number), or asks for random workers with
-    ``count`` and ``seed`` plus optional generator fields (``f_w``, ``distance_min``, ...).
+    Sections ``task``, ``master``, ``channel``, ``budget`` and ``result`` take the fields of
+    the classes of the same name (all optional; ``result`` is
+    :class:`~offload.world.ResultLink`). ``straggler`` takes ``law`` (``shiftexp``,
+    ``pareto``, ``weibull``, ``bimodal`` or ``trace``), ``shape``, ``slow_prob``,
+    ``slow_factor`` and ``trace`` (a file path, relative to ``base``, the instance file's
+    folder). ``workers`` either lists the arrays ``distance``, ``f``, ``mu`` (and optionally
+    ``kappa`` and ``fail``, each a list or one number), or asks for random workers with
+    ``count`` and ``seed`` plus optional generator fields (``f_w``, ``distance_min``,
+    ``fail``, ...).
     """
     if not isinstance(data, dict):
         raise InstanceError("An instance must be a table of sections.")
-    _check_keys("", data, {*_SECTIONS, "workers", "worker_energy"})
+    _check_keys("", data, {*_SECTIONS, "straggler", "workers", "worker_energy"})
     parts = {}
     for name, cls in _SECTIONS.items():
         section = data.get(name, {})
@@ -147,10 +180,21 @@ def instance_from_dict(data: dict) -> Instance:
             raise InstanceError(f"Field {name!r} must be a table.")
         _check_keys(f"{name}.", section, {f.name for f in dataclasses.fields(cls)})
         parts[name] = cls(**section)
+    parts["straggler"] = _straggler_from_dict(data.get("straggler", {}), base)
     if "workers" not in data or not isinstance(data["workers"], dict):
         raise InstanceError("Field 'workers' must be a table (arrays, or count and seed).")
     parts["workers"] = _workers_from_dict(data["workers"], parts)
     return Instance(worker_energy=data.get("worker_energy", False), **parts)
+
+
+def _straggler_from_dict(sec, base) -> Straggler:
+    if not isinstance(sec, dict):
+        raise InstanceError("Field 'straggler' must be a table.")
+    _check_keys("straggler.", sec, _STRAGGLER)
+    sec = dict(sec)
+    if sec.get("trace") and base is not None and not Path(sec["trace"]).is_absolute():
+        sec["trace"] = str(Path(base) / sec["trace"])
+    return Straggler(**sec)
 
 
 def _workers_from_dict(sec: dict, parts: dict) -> Workers:
@@ -166,10 +210,10 @@ def _workers_from_dict(sec: dict, parts: dict) -> Workers:
         if key not in sec:
             raise InstanceError(f"Field 'workers.{key}' is missing (or give count and seed).")
     n = len(sec["distance"])
-    kappa = sec.get("kappa", 1.0e-27)
-    if not isinstance(kappa, list):
-        kappa = [kappa] * n
-    return Workers(distance=sec["distance"], f=sec["f"], mu=sec["mu"], kappa=kappa)
+    kappa, fail = sec.get("kappa", 1.0e-27), sec.get("fail", 0.0)
+    kappa = kappa if isinstance(kappa, list) else [kappa] * n
+    fail = fail if isinstance(fail, list) else [fail] * n
+    return Workers(distance=sec["distance"], f=sec["f"], mu=sec["mu"], kappa=kappa, fail=fail)
 
 
 def load_instance(path) -> Instance:
@@ -181,12 +225,14 @@ def load_instance(path) -> Instance:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise InstanceError(f"{path}: not valid TOML: {err}") from err
-    return instance_from_dict(data)
+    return instance_from_dict(data, base=path.parent)
 
 
 def _fmt(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, int | np.integer):
         return str(int(v))
     return repr(float(v))
@@ -202,6 +248,9 @@ def to_toml(instance: Instance) -> str:
             value = getattr(part, f.name)
             if value is not None:
                 lines.append(f"{f.name} = {_fmt(value)}")
+    lines.append("\n[straggler]")
+    for key, value in instance.straggler.to_dict().items():
+        lines.append(f"{key} = {_fmt(value)}")
     lines.append("\n[workers]")
     for key in _WORKER_ARRAYS:
         arr = getattr(instance.workers, key)

@@ -17,6 +17,8 @@ Model (one dataclass per part):
   ``E_i = P * t_i``.
 * :class:`Workers` -- worker ``i`` computes in ``C / f_i + Exp(rate = mu_i * f_i / C)``
   seconds (shifted exponential), so ``p_i = P(t_i + C/f_i + Exp <= T)`` is closed form.
+* Richer worlds (:mod:`offload.world`): other straggler laws, a result-return link with a
+  decoding time, and worker failure probabilities.
 * :class:`Budget` -- deadline ``T`` and the probabilistic budget
   ``P(m + X_S >= K) >= 1 - eps`` (``X_S`` Poisson-binomial over the ``p_i`` of the chosen
   set ``S``), or a deterministic budget that tolerates a given number of stragglers.
@@ -35,112 +37,13 @@ from functools import cached_property
 
 import numpy as np
 
-from coding._validate import check_int, check_real
+from coding._validate import check_real
 from offload.errors import InstanceError
+from offload.parts import Budget, Channel, Master, Task
+from offload.world import ResultLink, Straggler
 
 __all__ = ["Task", "Master", "Channel", "Workers", "Budget", "Instance", "WorkerModel",
            "check_instance", "completion_probability"]
-
-
-@dataclass(frozen=True)
-class Task:
-    """The coded task.
-
-    Parameters
-    ----------
-    R : int
-        Rows of the task matrix.
-    K : int
-        Number of row blocks (any ``K`` coded subtasks recover the result).
-    N : int
-        Number of MDS-coded subtasks, ``K <= N``.
-    c_row : float
-        CPU cycles per row (cycles).
-    b_row : float
-        Input bits per row sent to a worker (bits).
-    """
-
-    R: int = 600
-    K: int = 6
-    N: int = 10
-    c_row: float = 2.5e6
-    b_row: float = 4.0e4
-
-    def __post_init__(self):
-        check_int("task.K", self.K, low=1)
-        check_int("task.N", self.N, low=1)
-        check_int("task.K", self.K, high=self.N, high_name="N")
-        check_int("task.R", self.R, low=self.K, low_name="K")
-        check_real("task.c_row", self.c_row, low=0.0, low_open=True)
-        check_real("task.b_row", self.b_row, low=0.0, low_open=True)
-
-    @property
-    def L(self) -> int:
-        """Rows per block, ``ceil(R / K)`` (the last block is zero-padded)."""
-        return -(-self.R // self.K)
-
-    @property
-    def C(self) -> float:
-        """CPU cycles of one coded subtask, ``L * c_row``."""
-        return self.L * self.c_row
-
-    @property
-    def D(self) -> float:
-        """Input bits of one coded subtask, ``L * b_row``."""
-        return self.L * self.b_row
-
-
-@dataclass(frozen=True)
-class Master:
-    """The master device.
-
-    Parameters
-    ----------
-    f : float
-        Master CPU frequency ``f_m`` (Hz).
-    kappa : float
-        Effective switched capacitance (J / (cycle * Hz**2)); energy per cycle is
-        ``kappa * f**2``.
-    power : float
-        Transmit power ``P`` on each link (W).
-    """
-
-    f: float = 1.0e9
-    kappa: float = 1.0e-27
-    power: float = 0.5
-
-    def __post_init__(self):
-        check_real("master.f", self.f, low=0.0, low_open=True)
-        check_real("master.kappa", self.kappa, low=0.0)
-        check_real("master.power", self.power, low=0.0, low_open=True)
-
-
-@dataclass(frozen=True)
-class Channel:
-    """The wireless channel from the master to the workers.
-
-    Parameters
-    ----------
-    bandwidth : float
-        Bandwidth ``B`` of each worker's link (Hz).
-    noise : float
-        Noise power ``N0`` (W).
-    g0 : float
-        Path gain at 1 m (dimensionless).
-    alpha : float
-        Path-loss exponent.
-    """
-
-    bandwidth: float = 1.0e6
-    noise: float = 1.0e-13
-    g0: float = 1.0e-3
-    alpha: float = 3.0
-
-    def __post_init__(self):
-        check_real("channel.bandwidth", self.bandwidth, low=0.0, low_open=True)
-        check_real("channel.noise", self.noise, low=0.0, low_open=True)
-        check_real("channel.g0", self.g0, low=0.0, low_open=True)
-        check_real("channel.alpha", self.alpha, low=0.0)
 
 
 def _vector(name: str, values, *, low: float, low_open: bool) -> np.ndarray:
@@ -167,18 +70,28 @@ class Workers:
     kappa : array_like
         Switched capacitance ``kappa_i`` of each worker (J / (cycle * Hz**2)); used only when
         :attr:`Instance.worker_energy` is on.
+    fail : array_like, optional
+        Probability ``fail_i`` in ``[0, 1]`` that worker ``i`` dies before returning its
+        result (zeros by default), see :mod:`offload.world`.
     """
 
     distance: np.ndarray
     f: np.ndarray
     mu: np.ndarray
     kappa: np.ndarray
+    fail: np.ndarray = None
 
     def __post_init__(self):
         d = _vector("workers.distance", self.distance, low=0.0, low_open=True)
         object.__setattr__(self, "distance", d)
-        for name, low_open in (("f", True), ("mu", True), ("kappa", False)):
+        if self.fail is None:
+            object.__setattr__(self, "fail", np.zeros(d.size))
+        for name, low_open in (("f", True), ("mu", True), ("kappa", False), ("fail", False)):
             arr = _vector(f"workers.{name}", getattr(self, name), low=0.0, low_open=low_open)
+            if name == "fail" and arr.size and arr.max() > 1.0:
+                i = int(np.argmax(arr))
+                raise InstanceError(f"Argument 'workers.fail[{i}]' must be at most 1.0, "
+                                    f"not {arr[i]}.")
             if arr.shape != d.shape:
                 raise InstanceError(
                     f"Field 'workers.{name}' must have {d.size} entries (one per worker), "
@@ -192,34 +105,6 @@ class Workers:
     def W(self) -> int:
         """Number of workers."""
         return int(self.distance.size)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The latency budget.
-
-    Parameters
-    ----------
-    deadline : float
-        Deadline ``T`` (s).
-    eps : float
-        Allowed failure probability: the budget is met when ``P(m + X_S >= K) >= 1 - eps``.
-    stragglers : int or None
-        ``None`` (default) for the probabilistic budget above. An integer ``s`` selects the
-        deterministic variant: each worker is taken to finish at its *mean* completion time
-        ``t_i + C/f_i + C/(mu_i f_i)``, and the budget is met when ``K`` subtasks finish by
-        ``T`` even if the ``s`` of the chosen workers fail.
-    """
-
-    deadline: float = 0.9
-    eps: float = 0.05
-    stragglers: int | None = None
-
-    def __post_init__(self):
-        check_real("budget.deadline", self.deadline, low=0.0, low_open=True)
-        check_real("budget.eps", self.eps, low=0.0, high=1.0, high_open=True)
-        if self.stragglers is not None:
-            check_int("budget.stragglers", self.stragglers, low=0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,14 +127,21 @@ class WorkerModel:
     cost : ndarray
         Energy charged to the placement per chosen worker: ``e_tx`` plus ``e_work`` when
         :attr:`Instance.worker_energy` is on (J).
+    t_ret : ndarray
+        Result return time ``L * result.bits_row / r_up_i`` (s; 0 without a return link).
+    e_ret : ndarray
+        Worker transmit energy of the return ``P_w * t_ret`` (J), charged with
+        ``worker_energy``.
     shift : ndarray
         Deterministic compute time ``C / f_i`` (s).
     exp_rate : ndarray
         Rate ``mu_i * f_i / C`` of the exponential straggling tail (1/s).
     p : ndarray
-        ``P(worker i returns by T) = 1 - exp(-exp_rate * (T - t_tx - shift))`` when positive.
+        ``P(worker i returns by T - decode_s)``: ``(1 - fail_i)`` times the straggler law's
+        CDF at ``T - decode_s - t_tx - shift - t_ret`` (for the default shifted exponential
+        ``1 - exp(-exp_rate * slack)``).
     mean_time : ndarray
-        Mean completion time ``t_tx + shift + 1 / exp_rate`` (s).
+        Mean completion time ``t_tx + shift + t_ret + 1 / exp_rate`` (s), failures aside.
     """
 
     rate_bps: np.ndarray
@@ -257,6 +149,8 @@ class WorkerModel:
     e_tx: np.ndarray
     e_work: np.ndarray
     cost: np.ndarray
+    t_ret: np.ndarray
+    e_ret: np.ndarray
     shift: np.ndarray
     exp_rate: np.ndarray
     p: np.ndarray
@@ -272,8 +166,14 @@ class Instance:
     workers, task, master, channel, budget
         The parts of the model, see their classes.
     worker_energy : bool
-        When true, each chosen worker's compute energy ``kappa_i * f_i**2 * C`` is added to
-        the placement's energy (off by default, as in the study: the master's energy only).
+        When true, each chosen worker's compute energy ``kappa_i * f_i**2 * C`` (and its
+        result-return energy) is added to the placement's energy (off by default: the
+        master's energy only).
+    straggler : Straggler
+        The law of the straggling tail (shifted exponential by default), see
+        :mod:`offload.world`.
+    result : ResultLink
+        Result-return link and decoding time (none by default), see :mod:`offload.world`.
 
     Raises
     ------
@@ -287,10 +187,13 @@ class Instance:
     channel: Channel = field(default_factory=Channel)
     budget: Budget = field(default_factory=Budget)
     worker_energy: bool = False
+    straggler: Straggler = field(default_factory=Straggler)
+    result: ResultLink = field(default_factory=ResultLink)
 
     def __post_init__(self):
         for name, cls in (("task", Task), ("master", Master), ("channel", Channel),
-                          ("workers", Workers), ("budget", Budget)):
+                          ("workers", Workers), ("budget", Budget), ("straggler", Straggler),
+                          ("result", ResultLink)):
             if not isinstance(getattr(self, name), cls):
                 raise InstanceError(
                     f"Field {name!r} must be a {cls.__name__}, "
@@ -332,12 +235,18 @@ class Instance:
         return self.master.kappa * self.master.f ** 2 * self.task.C
 
     @property
+    def results_by(self) -> float:
+        """Time by which the ``K`` results must be in: ``T - decode_s`` (s)."""
+        return self.budget.deadline - self.result.decode_s
+
+    @property
     def m_max(self) -> int:
-        """Most local subtasks finished by the deadline, ``floor(T f_m / C)``, capped at N."""
+        """Most local subtasks finished by ``T - decode_s``, ``floor((T - decode_s) f_m / C)``,
+        capped at N."""
         # A relative nudge so that T f_m / C landing exactly on an integer is not lost to
         # rounding.
-        raw = math.floor(self.budget.deadline * self.master.f / self.task.C * (1 + 1e-12))
-        return int(min(raw, self.task.N))
+        raw = math.floor(self.results_by * self.master.f / self.task.C * (1 + 1e-12))
+        return int(min(max(raw, 0), self.task.N))
 
     @property
     def m_min(self) -> int:
@@ -348,18 +257,30 @@ class Instance:
     @cached_property
     def model(self) -> WorkerModel:
         """Per-worker link, timing, energy and reliability (see :class:`WorkerModel`)."""
-        t, m, ch, w, T = self.task, self.master, self.channel, self.workers, self.budget.deadline
+        t, m, ch, w, res = self.task, self.master, self.channel, self.workers, self.result
         gain = ch.g0 * w.distance ** (-ch.alpha)
         rate = ch.bandwidth * np.log2(1.0 + m.power * gain / ch.noise)
         t_tx = t.D / rate
         e_tx = m.power * t_tx
+        if res.bits_row > 0:
+            t_ret = t.L * res.bits_row / (ch.bandwidth * np.log2(
+                1.0 + res.worker_power * gain / ch.noise))
+        else:
+            t_ret = np.zeros(w.W)
+        e_ret = res.worker_power * t_ret
         e_work = w.kappa * w.f ** 2 * t.C
-        cost = e_tx + e_work if self.worker_energy else e_tx.copy()
+        cost = e_tx + e_work + e_ret if self.worker_energy else e_tx.copy()
         shift = t.C / w.f
         exp_rate = w.mu * w.f / t.C
-        p = completion_probability(t_tx + shift, exp_rate, T)
+        delay = t_tx + shift + t_ret
+        if self.straggler.law == "shiftexp":
+            p = completion_probability(delay, exp_rate, self.results_by)
+        else:
+            p = self.straggler.cdf(np.maximum(self.results_by - delay, 0.0), exp_rate)
+        p = p * (1.0 - w.fail) if w.fail.any() else p
         arrays = dict(rate_bps=rate, t_tx=t_tx, e_tx=e_tx, e_work=e_work, cost=cost,
-                      shift=shift, exp_rate=exp_rate, p=p, mean_time=t_tx + shift + 1 / exp_rate)
+                      t_ret=t_ret, e_ret=e_ret, shift=shift, exp_rate=exp_rate, p=p,
+                      mean_time=delay + 1 / exp_rate)
         for a in arrays.values():
             a.setflags(write=False)
         return WorkerModel(**arrays)
@@ -370,23 +291,27 @@ class Instance:
         Returns
         -------
         delay : ndarray
-            Deterministic part ``t_i + C / f_i`` (s): transmit time plus compute shift.
+            Deterministic part ``t_i + C / f_i + t_ret_i`` (s): transmit time, compute shift
+            and result return.
         rate : ndarray
-            Rate ``mu_i * f_i / C`` (1/s) of the exponential straggling tail.
+            Rate ``mu_i * f_i / C`` (1/s): one over the mean of the straggling tail (the
+            exponential's rate under the default law).
         p : ndarray
-            Closed-form ``P(delay_i + Exp(rate_i) <= T)``.
+            The model's ``P(worker i returns by T - decode_s)``.
         """
         mod = self.model
-        return mod.t_tx + mod.shift, mod.exp_rate.copy(), mod.p.copy()
+        return mod.t_tx + mod.shift + mod.t_ret, mod.exp_rate.copy(), mod.p.copy()
 
     def worker_meets_deadline(self) -> np.ndarray:
-        """Deterministic-budget view: does worker ``i``'s mean completion time meet ``T``?"""
-        return self.model.mean_time <= self.budget.deadline * (1 + 1e-12)
+        """Deterministic-budget view: does worker ``i``'s mean completion time meet
+        ``T - decode_s``? (A failure counts as one of the tolerated stragglers.)"""
+        return self.model.mean_time <= self.results_by * (1 + 1e-12)
 
     def replace(self, **changes) -> Instance:
         """Return a copy with top-level fields replaced (derived values are recomputed)."""
         kw = dict(task=self.task, master=self.master, channel=self.channel,
-                  workers=self.workers, budget=self.budget, worker_energy=self.worker_energy)
+                  workers=self.workers, budget=self.budget, worker_energy=self.worker_energy,
+                  straggler=self.straggler, result=self.result)
         for key in changes:
             if key not in kw:
                 raise InstanceError(f"Unknown instance field {key!r}; allowed: {', '.join(kw)}.")

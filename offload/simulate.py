@@ -1,9 +1,12 @@
 """Monte-Carlo simulator of a placement.
 
 Each draw samples the completion time of every offloaded subtask as
-``t_i + C/f_i + Exp(rate = mu_i f_i / C)`` (transmission over the worker's own link, then a
-shifted-exponential compute time) and takes the ``j``-th local subtask to finish at
-``j * C / f_m``. The round meets the deadline when at least ``K`` subtasks finish by ``T``.
+``t_i + C/f_i + t_ret_i + X_i`` (transmission over the worker's own link, the compute shift,
+the result return, and a straggling tail ``X_i`` drawn from the instance's law, by default
+``Exp(rate = mu_i f_i / C)``); a worker dies with probability ``fail_i`` and never returns.
+The ``j``-th local subtask finishes at ``j * C / f_m``. The round meets the deadline when at
+least ``K`` subtasks finish by ``T - decode_s``, with "by" inclusive in the model and here
+alike.
 Energy is charged per event: ``E_loc`` for each local subtask, ``P * t_i`` for each
 transmission, plus ``kappa_i f_i**2 C`` per worker when worker energy is on. Energy depends on
 cycles and bits, not on the random waiting, so the realized energy equals the model's; the
@@ -93,9 +96,13 @@ def simulate(instance: Instance, placement: Placement, *, draws: int = 10_000,
     check_int("len(placement.workers)", ids.size, low=instance.N - placement.m,
               high=instance.N - placement.m, low_name="N - m", high_name="N - m")
     rng = as_rng(rng)
-    mod, T, K = instance.model, instance.budget.deadline, instance.K
+    mod, T, K = instance.model, instance.results_by, instance.K
     delay, rate, _ = instance.completion_params()
-    times = delay[ids][None, :] + rng.exponential(1.0, size=(draws, ids.size)) / rate[ids]
+    size = (draws, ids.size)
+    times = delay[ids][None, :] + instance.straggler.sample(rng, rate[ids], size)
+    fail = instance.workers.fail[ids]
+    if fail.any():
+        times = np.where(rng.random(size) < fail[None, :], np.inf, times)
     local = instance.t_loc * np.arange(1, placement.m + 1)
     all_t = np.concatenate([np.broadcast_to(local, (draws, placement.m)), times], axis=1)
     all_t.sort(axis=1)
@@ -103,7 +110,7 @@ def simulate(instance: Instance, placement: Placement, *, draws: int = 10_000,
     hit = kth <= T
     energy = placement.m * instance.e_loc + mod.e_tx[ids].sum()
     if instance.worker_energy:
-        energy += mod.e_work[ids].sum()
+        energy += mod.e_work[ids].sum() + mod.e_ret[ids].sum()
     rate_hit = float(hit.mean())
     return SimResult(
         draws=draws,

@@ -7,7 +7,9 @@ A state is ``(m, S)``: ``m`` local subtasks and the sorted array ``S`` of chosen
 * ``to_worker``: move one local subtask to unchosen worker ``i`` (``m - 1``);
 * ``to_local``: move chosen worker ``j``'s subtask to the master (``m + 1``);
 * ``merge`` (combined): drop chosen ``j1, j2``, add unchosen ``i`` and one local subtask;
-* ``split`` (combined): drop chosen ``j`` and one local subtask, add unchosen ``i1, i2``.
+* ``split`` (combined): drop chosen ``j`` and one local subtask, add unchosen ``i1, i2``;
+* ``swap2`` (combined): replace chosen ``j1, j2`` by unchosen ``i1, i2`` (pairs drawn from
+  a pool of half the ``split`` pool's size).
 
 Every candidate's success probability comes from leave-one-out (and leave-two-out) pmfs of
 ``S``, obtained by zeroing entries (a Bernoulli(0) is an absent worker), plus one or two
@@ -103,14 +105,16 @@ class Neighbourhood:
         delta = self.cost[U][None, :] - self.cost[S][:, None]
         return delta, succ, lambda ix: (m, np.append(np.delete(S, ix[0]), U[ix[1]]))
 
-    def blocks(self, m: int, S: np.ndarray, *, combined: bool = True):
-        """Yield ``(delta, success, make_state)`` arrays for each move type (without the
-        combined ``merge`` and ``split`` moves when ``combined`` is false)."""
+    def blocks(self, m: int, S: np.ndarray, *, levels=(0, 1, 2)):
+        """Yield ``(delta, success, make_state)`` arrays for the move types of ``levels``:
+        0 the simple moves, 1 ``merge`` and ``split``, 2 ``swap2``."""
+        simple, combined = 0 in levels, 1 in levels
         U = self.unchosen(S)
         n, need = S.size, self.need(m)
         qS, cS, qU, cU = self.q[S], self.cost[S], self.q[U], self.cost[U]
         do_merge = combined and m < self.m_max and n >= 2 and U.size
-        jj = _pairs(n) if do_merge else np.zeros((0, 2), dtype=int)
+        two_out = (combined or 2 in levels) and n >= 2 and U.size
+        jj = _pairs(n) if two_out else np.zeros((0, 2), dtype=int)
         # One batched DP: row 0 is S, rows 1..n leave one out, the rest leave two out.
         rows = np.tile(qS, (1 + n + len(jj), 1))
         rows[1 + np.arange(n), np.arange(n)] = 0.0
@@ -118,15 +122,15 @@ class Neighbourhood:
         rows[1 + n + np.arange(len(jj)), jj[:, 1]] = 0.0
         F = pb._batch_pmf(rows)
         full, loo, l2 = F[0], F[1 : 1 + n], F[1 + n :]
-        if n and U.size:  # swap j -> i
+        if simple and n and U.size:  # swap j -> i
             succ = (pb.batch_tail(loo, need)[:, None]
                     + pb.batch_at(loo, need - 1)[:, None] * qU[None, :])
             delta = cU[None, :] - cS[:, None]
             yield delta, succ, lambda ix: (m, np.append(np.delete(S, ix[0]), U[ix[1]]))
-        if m >= 1 and U.size:  # local -> worker i
+        if simple and m >= 1 and U.size:  # local -> worker i
             succ = pb.batch_tail(full, need + 1) + pb.batch_at(full, need) * qU
             yield cU - self.e_loc, succ, lambda ix: (m - 1, np.append(S, U[ix[0]]))
-        if m < self.m_max and n:  # worker j -> local
+        if simple and m < self.m_max and n:  # worker j -> local
             succ = pb.batch_tail(loo, need - 1)
             yield self.e_loc - cS, succ, lambda ix: (m + 1, np.delete(S, ix[0]))
         if do_merge:  # merge: drop j1, j2; add i and a local
@@ -146,20 +150,32 @@ class Neighbourhood:
             delta = self.cost[ii].sum(axis=1)[None, :] - cS[:, None] - self.e_loc
             yield delta, succ, lambda ix: (
                 m - 1, np.append(np.delete(S, ix[0]), ii[ix[1]]))
+        if 2 in levels and n >= 2 and U.size >= 2:  # double swap: drop j1, j2; add i1, i2
+            P = self._pool(U, self.pool // 2)
+            ii = P[_pairs(P.size)]
+            q1, q2 = self.q[ii[:, 0]], self.q[ii[:, 1]]
+            y1, y2 = 1.0 - (1.0 - q1) * (1.0 - q2), q1 * q2  # P(at least one), P(both)
+            succ = (pb.batch_tail(l2, need)[:, None]
+                    + pb.batch_at(l2, need - 1)[:, None] * y1[None, :]
+                    + pb.batch_at(l2, need - 2)[:, None] * y2[None, :])
+            delta = self.cost[ii].sum(axis=1)[None, :] - cS[jj].sum(axis=1)[:, None]
+            yield delta, succ, lambda ix: (
+                m, np.append(np.delete(S, jj[ix[0]]), ii[ix[1]]))
 
-    def _pool(self, U: np.ndarray) -> np.ndarray:
-        if U.size <= self.pool:
+    def _pool(self, U: np.ndarray, size: int | None = None) -> np.ndarray:
+        size = self.pool if size is None else size
+        if U.size <= size:
             return U
-        half = self.pool // 2
+        half = size // 2
         cheap = U[np.argsort(self.cost[U], kind="stable")[:half]]
         reliable = U[np.argsort(-self.q[U], kind="stable")[:half]]
         return np.union1d(cheap, reliable)
 
-    def best_improvement(self, m: int, S: np.ndarray, *, combined: bool = True) -> Move | None:
-        """The feasible move with the largest strict energy decrease, or ``None`` (simple
-        moves only when ``combined`` is false)."""
+    def best_improvement(self, m: int, S: np.ndarray, *, levels=(0, 1, 2)) -> Move | None:
+        """The feasible move of ``levels`` (see :meth:`blocks`) with the largest strict
+        energy decrease, or ``None``."""
         best = None
-        for delta, succ, make in self.blocks(m, S, combined=combined):
+        for delta, succ, make in self.blocks(m, S, levels=levels):
             ok = (succ >= self.target) & (delta < -TOL * max(1.0, abs(self.e_loc)))
             if not ok.any():
                 continue
@@ -179,7 +195,7 @@ class Neighbourhood:
             block = self.swap_block(m, S)
             moves = [] if block is None else [block]
         else:
-            moves = self.blocks(m, S)
+            moves = self.blocks(m, S, levels=(0, 1))
         for delta, succ, make in moves:
             ok = succ >= self.target
             if ok.any():

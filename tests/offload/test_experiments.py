@@ -24,7 +24,8 @@ def _check_no_policy_below_optimum(rows):
             if r["feasible"]:
                 assert opt["feasible"]
                 assert r["energy_J"] >= opt["energy_J"] * (1 - REL)
-                assert plans["igp"]["energy_J"] <= r["energy_J"] * (1 + REL)
+                if r["policy"] != "exact":
+                    assert plans["igp"]["energy_J"] <= r["energy_J"] * (1 + REL)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,10 @@ def test_invalid_value_is_skipped_with_a_note(tmp_path):
     assert [p.suffix for p in paths] == [".csv", ".json", ".png"]
 
 
-@pytest.mark.parametrize("stem", ["sweep_power", "sweep_cpu"])
+@pytest.mark.parametrize("stem", ["sweep_power", "sweep_cpu", "worlds/sweep_fail",
+                                  "worlds/sweep_decode", "worlds/sweep_result",
+                                  "worlds/sweep_pareto", "worlds/sweep_weibull",
+                                  "worlds/sweep_bimodal", "worlds/sweep_trace"])
 def test_committed_figures_have_no_policy_below_the_optimum(stem):
     with (RESULTS / f"{stem}.csv").open() as fh:
         rows = [{**r, "energy_J": float(r["energy_J"]), "feasible": r["feasible"] == "True"}

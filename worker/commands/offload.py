@@ -42,7 +42,8 @@ def register(subparsers) -> None:
     plan.set_defaults(func=_plan)
 
     sw = sub.add_parser("sweep", help="sweep a parameter; write CSV, JSON and PNG")
-    sw.add_argument("--x", required=True, help="power, cpu, deadline, n or k")
+    sw.add_argument("--x", required=True,
+                    help="power, cpu, deadline, n, k, fail, decode, result, shape or slow")
     sw.add_argument("--policies", default="igp,rop,aop,lcp,exact",
                     help="comma-separated policy names")
     sw.add_argument("--seeds", type=int, default=20, help="instances per value")
@@ -71,7 +72,9 @@ def _overrides(items: list[str]):
             raise ValueError(f"Argument '--set' must be FIELD=VALUE with FIELD one of "
                              f"{', '.join(fields)}, not {item!r}.")
         cur = getattr(base, key)
-        if isinstance(cur, bool):
+        if isinstance(cur, str):
+            kw[key] = raw
+        elif isinstance(cur, bool):
             kw[key] = raw.lower() in ("1", "true", "yes", "on")
         elif isinstance(cur, int) or key == "stragglers":
             kw[key] = int(raw)
