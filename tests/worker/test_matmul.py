@@ -97,11 +97,30 @@ def test_secure_real_inputs_are_quantized_within_bound():
     code = make_code("secure", n=5, ka=1, kb=1, t=1)
     enc = code.encode(A, B, rng=rng)
     res = _products(code, enc)
-    C = code.decode({i: res[i] for i in code.select([4, 2, 0])}, enc.shape)
-    f = code.frac_bits
+    C = code.decode({i: res[i] for i in code.select([4, 2, 0])}, enc.shape,
+                    frac_bits=enc.frac_bits)
+    f = enc.frac_bits
     assert f is not None and f >= 10
     bound = A.shape[1] * (np.abs(A).max() + np.abs(B).max() + 1) * 2.0 ** -(f + 1)
     assert np.abs(C - A @ B).max() <= bound
+
+
+@pytest.mark.parametrize("name,kw", [("secure", dict(n=5, ka=1, kb=1, t=1)),
+                                     ("secure-matdot", dict(n=5, k=1, t=1)),
+                                     ("gasp", dict(n=5, ka=1, kb=1, t=1))])
+def test_decode_uses_the_jobs_metadata_not_the_last_encode(name, kw):
+    # Job 1 (5x5, entries ~1) is decoded after job 2 (3x3, entries ~1000) was encoded with
+    # fewer fractional bits: shape and frac_bits come from job 1's Encoded.
+    rng = np.random.default_rng(6)
+    code = make_code(name, **kw)
+    A1, B1 = rng.standard_normal((5, 4)), rng.standard_normal((4, 5))
+    job1 = code.encode(A1, B1, rng=rng)
+    job2 = code.encode(1000 * rng.standard_normal((3, 4)), rng.standard_normal((4, 3)), rng=rng)
+    assert job2.frac_bits < job1.frac_bits
+    res = _products(code, job1)
+    C = code.decode({i: res[i] for i in code.select(range(code.n))}, job1.shape,
+                    frac_bits=job1.frac_bits)
+    assert C.shape == (5, 5) and np.abs(C - A1 @ B1).max() <= 1e-3
 
 
 # -- privacy: what any t workers see is independent of the inputs ---------------------------

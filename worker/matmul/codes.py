@@ -71,12 +71,16 @@ class Encoded:
         Whether every subtask multiplies by the same ``b``.
     shape : (m, q)
         Shape of the product ``C``.
+    frac_bits : int or None
+        Private codes with real inputs: the quantizer's fractional bits, which decoding
+        needs (the product has ``2 * frac_bits``); ``None`` for exact inputs.
     """
 
     a: np.ndarray
     b: np.ndarray
     shared_b: bool
     shape: tuple[int, int]
+    frac_bits: int | None = None
 
     def b_of(self, i: int) -> np.ndarray:
         """Right operand of subtask ``i``."""
@@ -191,8 +195,8 @@ class MatmulCode:
             if self.name in PRIVATE:
                 A, B = self._to_field(A, B)
                 a, b = self._inner.encode(A, B, rng=rng)
-            else:
-                a, b = self._inner.encode(A, B)
+                return Encoded(a, b, False, (m, q), self._used_frac_bits)
+            a, b = self._inner.encode(A, B)
             return Encoded(a, b, False, (m, q))
         k = self.params["k"]
         blocks = _row_blocks(A, k)
@@ -204,8 +208,20 @@ class MatmulCode:
             a = blocks
         return Encoded(np.ascontiguousarray(a), B, True, (m, q))
 
-    def decode(self, results: dict[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    def decode(self, results: dict[int, np.ndarray], shape: tuple[int, int], *,
+               frac_bits: int | None = None) -> np.ndarray:
         """Decode ``C`` from finished subtasks ``{index: a_i @ b_i}``.
+
+        Parameters
+        ----------
+        results : dict
+            Finished subtask index -> its product.
+        shape : (m, q)
+            The product's shape, from the job's metadata (:attr:`Encoded.shape`).
+        frac_bits : int, optional
+            Private codes with real inputs: :attr:`Encoded.frac_bits` of the job, so the
+            product is dequantized with ``2 * frac_bits``; ``None`` returns field elements.
+            Nothing is taken from an earlier :meth:`encode`.
 
         Raises
         ------
@@ -224,9 +240,10 @@ class MatmulCode:
         if self.name in PRIVATE:
             C = (self._inner.decode(R, chosen) if self.name == "secure-matdot" else
                  self._inner.decode(R, chosen, shape=(m, q)))
-            if self._used_frac_bits is None:
+            if frac_bits is None:
                 return C
-            return Quantizer(self.p, 2 * self._used_frac_bits).dequantize(C)
+            f = check_int("frac_bits", frac_bits, low=0, high=26)
+            return Quantizer(self.p, 2 * f).dequantize(C)
         if self.name == "mds":
             R = self._inner.decode(R, chosen)
         # uncoded / replication: results come in block order already

@@ -292,7 +292,7 @@ def collect(store: Store, code: MatmulCode, manifest: Manifest, *, timeout: floa
             backoff.wait()
 
 
-def _check(code: MatmulCode, spec: MatmulJob, A, B, C) -> dict:
+def _check(code: MatmulCode, spec: MatmulJob, A, B, C, frac_bits: int | None) -> dict:
     ref = code.direct(A, B)
     if code.p is not None and C.dtype.kind in "iu":
         ok = bool(np.array_equal(C, ref))
@@ -301,8 +301,8 @@ def _check(code: MatmulCode, spec: MatmulJob, A, B, C) -> dict:
     diff = np.asarray(C, dtype=np.float64) - ref
     rel = float(np.linalg.norm(diff) / max(np.linalg.norm(ref), 1e-300))
     tol = 1e-9
-    if code.frac_bits is not None:  # quantization: each term off by <= |a| d + |b| d + d^2
-        f = code.frac_bits
+    if frac_bits is not None:  # quantization: each term off by <= |a| d + |b| d + d^2
+        f = frac_bits
         delta = 2.0 ** -(f + 1)
         ba, bb = float(np.max(np.abs(A))), float(np.max(np.abs(B)))
         tol_abs = A.shape[1] * (ba * delta + bb * delta + delta * delta)
@@ -367,7 +367,7 @@ def run_master(store: Store, spec: MatmulJob, A: np.ndarray | None = None,
             store, code, manifest, timeout=spec.timeout, local=local_q, poll_max=poll_max,
             log=log)
         t_dec = time.perf_counter()
-        C = code.decode({i: results[i] for i in chosen}, enc.shape)
+        C = code.decode({i: results[i] for i in chosen}, enc.shape, frac_bits=enc.frac_bits)
         ttr = time.time() - manifest.t0
     finally:
         store.put(keys.done(job), pack_shard(ShardHeader(kind="done", job=job, round=0)))
@@ -380,7 +380,7 @@ def run_master(store: Store, spec: MatmulJob, A: np.ndarray | None = None,
         "encode_s": t_up - t_enc, "upload_s": t_pub - t_up, "time_to_result_s": ttr,
         "decode_s": dec_s})
     if spec.check:
-        out.check = _check(code, spec, A, B2, C[:, None] if vector else C)
+        out.check = _check(code, spec, A, B2, C[:, None] if vector else C, enc.frac_bits)
     if cleanup:
         store.delete([k for k in store.list(f"matmul/job/{job}/")
                       if "/in/" in k or "/out/" in k])
