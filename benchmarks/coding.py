@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from benchmarks._common import best_time, machine_info, markdown_table, progress, write_results
+from benchmarks.polynomial import worst_splits_table
 from coding.gfp import gfp_matmul
 from coding.mds import MDSCode
 
@@ -366,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     th = bench_thresholds()
     matdot = bench_matdot_accuracy((8, 16) if quick else (8, 16, 24, 32),
                                    (2, 4) if quick else (2, 4, 6, 8), 100 if quick else 2000)
-    md = report(mds, gfp, acc) + "\n\n" + report_issue10(th, matdot)
+    poly = worst_splits_table((20,) if quick else (20, 24, 32), 200 if quick else 2000)
+    md = report(mds, gfp, acc) + "\n\n" + report_issue10(th, matdot) + "\n\n" + poly
     tl = targets(mds, gfp, acc)
     print()
     print(md)

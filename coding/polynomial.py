@@ -15,7 +15,7 @@ Over GF(p) the code is Yu et al.'s: ``EA[i, j] = x_i^j``, ``EB[i, l] = x_i^(l*ka
 
 Over the reals that monomial basis is hopeless: its Vandermonde systems lose digits
 exponentially in ``n`` (worst relative error 0.57 at ``ka*kb = 16, n = 32``). The real
-construction was chosen by measurement (``scripts/choose_polynomial.py``, table in
+construction was chosen by measurement (``python -m benchmarks.polynomial``, table in
 ``docs/matmul.md``) among the monomial basis, the Chebyshev basis (Fahim and Cadambe 2019),
 unit-circle evaluation (the conditioning of Ramamoorthy and Tang's rotation-matrix
 embedding) and random Khatri-Rao-product codes (Subramaniam, Heidarzadeh and Narayanan
@@ -211,7 +211,7 @@ class PolynomialCode:
 
     Over the reals the default construction decodes within 1e-9 relative for every
     ``ka*kb <= 16`` and ``n <= 32`` (measured, module docstring); larger codes are accepted,
-    and ``scripts/choose_polynomial.py --max-k K --max-n N`` measures them.
+    and ``python -m benchmarks.polynomial --max-k K --max-n N`` measures them.
     """
 
     def __init__(self, n: int, ka: int, kb: int, *, field: object = None,

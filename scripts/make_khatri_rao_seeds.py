@@ -3,7 +3,7 @@
 For each (n, ka, kb) this tries ``--seeds`` generator seeds and keeps the one whose worst
 condition number over every cyclic window plus ``--count`` random erasure patterns is the
 smallest. The selection patterns come from their own generator (seed 20261201), independent
-of the patterns that ``scripts/choose_polynomial.py`` and the tests evaluate on. Writes
+of the patterns that ``python -m benchmarks.polynomial`` and the tests evaluate on. Writes
 ``coding/_khatri_rao_seeds.py``; a code outside the table picks its seed at construction
 with :func:`coding.polynomial.best_seed` (16 seeds, 256 patterns).
 

@@ -23,8 +23,12 @@ subsets (seeded). For each (ka, kb, n) the script records the worst condition nu
 the worst relative decode error (Frobenius norm, float64) over the 8 worst-conditioned
 patterns and every window.
 
-    python scripts/choose_polynomial.py                       # full table, ka*kb <= 16, n <= 32
-    python scripts/choose_polynomial.py --count 200 --max-n 24  # quicker
+    python -m benchmarks.polynomial                  # the candidates table, ka*kb <= 16, n <= 32
+    python -m benchmarks.polynomial --all-n --candidates khatri-rao   # every n, the chosen code
+    python -m benchmarks.polynomial --count 200 --max-n 24            # quicker
+
+``python -m benchmarks.coding`` shows the same candidates at the worst splits of ka*kb = 16
+(:func:`worst_splits_table`).
 """
 
 from __future__ import annotations
@@ -36,9 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from coding.polynomial import PolynomialCode  # noqa: E402
+from coding.polynomial import PolynomialCode
 
 CANDIDATES = ("monomial", "chebyshev", "unit-circle", "khatri-rao")
 
@@ -102,6 +104,24 @@ def measure(name, n, ka, kb, count, seed=0) -> tuple[float, float]:
     return float(conds.max()), float(max(errs))
 
 
+def worst_splits_table(ns: tuple[int, ...] = (20, 24, 32), count: int = 2000) -> str:
+    """Markdown: every candidate at ka*kb = 16 (splits 4x4, 2x8, 8x2) for each n in ``ns``."""
+    lines = [f"### Real polynomial codes: candidates side by side (ka*kb = 16, all windows + "
+             f"{count} random patterns, float64)", "",
+             "Worst condition number / worst relative error. `khatri-rao` is kofn's default "
+             "(`PolynomialCode`); `unit-circle` needs complex shares (twice the bytes and four "
+             "real products per worker unless embedded as rotations). Every n and split: "
+             "`python -m benchmarks.polynomial` (docs/matmul.md).", "",
+             "| ka x kb | n | " + " | ".join(CANDIDATES) + " |",
+             "|---|---|" + "---|" * len(CANDIDATES)]
+    for n in ns:
+        for ka, kb in ((4, 4), (2, 8), (8, 2)):
+            cells = [measure(m, n, ka, kb, count) for m in CANDIDATES]
+            lines.append(f"| {ka}x{kb} | {n} | " +
+                         " | ".join(f"{c:.1e} / {e:.1e}" for c, e in cells) + " |")
+    return "\n".join(lines)
+
+
 def _shown(k: int, n: int) -> bool:
     return n > k and n in (k + 1, k + 4, 16, 20, 24, 28, 32)
 
@@ -113,7 +133,8 @@ def splits(max_k: int):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.polynomial",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=2000, help="random patterns per (ka, kb, n)")
     ap.add_argument("--max-k", type=int, default=16)
     ap.add_argument("--max-n", type=int, default=32)
