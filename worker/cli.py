@@ -21,6 +21,7 @@ SUBCOMMANDS = (
     "worker.commands.train",
     "worker.commands.matmul",
     "worker.commands.offload",
+    "worker.commands.aws_lambda",
     "worker.commands.bench",
 )
 

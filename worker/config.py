@@ -257,7 +257,8 @@ class RunConfig:
     max_restarts : int
         Restarts per worker the launcher allows after crashes.
     lambda_function, region : str
-        The Lambda function name and AWS region of the ``lambda`` launcher.
+        The Lambda function name and AWS region of the ``lambda`` launcher (an empty
+        region: ``AWS_REGION``, ``AWS_DEFAULT_REGION`` or the AWS profile's).
     lambda_memory_mb, lambda_ephemeral_mb : int
         Lambda memory and ephemeral storage sizes, for the launcher and the cost model.
     ec2_instance : str
@@ -302,7 +303,7 @@ class RunConfig:
     grace: float = 2.0
     max_restarts: int = 3
     lambda_function: str = "kofn-worker"
-    region: str = "us-east-1"
+    region: str = ""
     lambda_memory_mb: int = 3008
     lambda_ephemeral_mb: int = 512
     ec2_instance: str = "c5.2xlarge"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ import numpy as np
 from worker.config import RunConfig
 from worker.cost import CostTable
 
-__all__ = ["PHASES", "RoundSummary", "plot_ap", "plot_breakdown", "round_line", "stacked_phases",
+__all__ = ["PHASES", "RoundSummary", "memory_warning", "peak_memory", "plot_ap", "plot_breakdown",
+           "round_line", "stacked_phases",
            "summarize_rounds", "write_report"]
 
 PHASES = ("compute", "upload", "wait", "download", "decode", "other")
@@ -61,6 +62,8 @@ class RoundSummary:
         Workers that reported the round.
     takeovers : int
         Merged shards computed by a worker for another aggregator.
+    peak_rss_mb : dict of int to float
+        Each reporting worker's peak resident set size so far, in MiB.
     """
 
     round: int
@@ -71,6 +74,7 @@ class RoundSummary:
     aggregators: tuple[int, ...]
     reporters: tuple[int, ...]
     takeovers: int
+    peak_rss_mb: dict[int, float] = field(default_factory=dict)
 
 
 def summarize_rounds(records: Sequence[Mapping[str, Any]]) -> list[RoundSummary]:
@@ -95,6 +99,8 @@ def summarize_rounds(records: Sequence[Mapping[str, Any]]) -> list[RoundSummary]
             aggregators=tuple(sorted({a for rec in recs for a in rec.get("aggregators", [])})),
             reporters=tuple(sorted(int(rec["worker"]) for rec in recs)),
             takeovers=int(sum(rec.get("takeovers", 0) for rec in recs)),
+            peak_rss_mb={int(rec["worker"]): float(rec["peak_rss_mb"]) for rec in recs
+                         if rec.get("peak_rss_mb")},
         ))
     return rows
 
@@ -108,6 +114,39 @@ def round_line(row: RoundSummary, rounds: int) -> str:
 
 def _ids(ids: Sequence[int]) -> str:
     return ",".join(map(str, ids)) or "-"
+
+
+def peak_memory(rows: Sequence[RoundSummary]) -> dict[int, float]:
+    """Each worker's peak RSS over the rounds (MiB)."""
+    peaks: dict[int, float] = {}
+    for row in rows:
+        for w, mb in row.peak_rss_mb.items():
+            peaks[w] = max(peaks.get(w, 0.0), mb)
+    return dict(sorted(peaks.items()))
+
+
+def memory_warning(rows: Sequence[RoundSummary], cfg: RunConfig) -> str | None:
+    """One line when a worker's peak RSS exceeds the configured Lambda memory size."""
+    over = {w: mb for w, mb in peak_memory(rows).items() if mb > cfg.lambda_memory_mb}
+    if not over:
+        return None
+    w, mb = max(over.items(), key=lambda item: item[1])
+    return (f"warning: worker {w} peaked at {mb:.0f} MiB RSS, above the configured Lambda "
+            f"memory of {cfg.lambda_memory_mb} MB ({len(over)} of {len(peak_memory(rows))} "
+            f"workers over): raise lambda_memory_mb (at most 10240) or use a smaller model.")
+
+
+def memory_table(rows: Sequence[RoundSummary], cfg: RunConfig) -> list[str]:
+    """The peak-RSS table as Markdown lines (empty when no worker reported one)."""
+    peaks = peak_memory(rows)
+    if not peaks:
+        return []
+    out = ["## Memory", "", f"Peak resident set size per worker; Lambda memory is "
+           f"{cfg.lambda_memory_mb} MB.", "", "| worker | peak RSS (MiB) | fits Lambda |",
+           "|---:|---:|---|"]
+    out += [f"| {w} | {mb:.0f} | {'yes' if mb <= cfg.lambda_memory_mb else 'NO'} |"
+            for w, mb in peaks.items()]
+    return out + [""]
 
 
 def round_table(rows: Sequence[RoundSummary]) -> str:
@@ -270,6 +309,7 @@ def write_report(
     if evaluation:
         lines += ["## Evaluation (held-out split)", "", "| metric | value |", "|---|---:|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in evaluation.items()] + [""]
+    lines += memory_table(rows, cfg)
     if cost is not None:
         lines += ["## Cost estimate", "", cost.to_markdown(), ""]
     lines += [f"- {note}" for note in notes]

@@ -55,8 +55,8 @@ from worker.trigger import (
     stats_key,
 )
 
-__all__ = ["CRASH_EXIT", "WorkerCrash", "WorkerSpec", "exchange_for", "main", "run_worker",
-           "session_prefix", "straggle_delay"]
+__all__ = ["CRASH_EXIT", "WorkerCrash", "WorkerSpec", "exchange_for", "main", "peak_rss_mb",
+           "run_worker", "session_prefix", "straggle_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,17 @@ class WorkerSpec:
         return cls(**event)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (what Lambda's memory caps).
+
+    Workers sharing one process (threads in tests) share this figure.
+    """
+    import resource
+
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return kib / 1024.0
+
+
 def session_prefix(job: str, worker: int) -> str:
     """Prefix of one worker's session records (one per start, crashes included)."""
     return f"{job}/sessions/worker-{worker:04d}/"
@@ -212,6 +223,7 @@ class _Round:
     lists: int = 0
     bytes_up: int = 0
     bytes_down: int = 0
+    peak_rss_mb: float = 0.0
 
 
 class _Worker:
@@ -315,6 +327,7 @@ class _Worker:
         rec.puts, rec.gets, rec.lists = used.puts + 1, used.gets, used.lists  # +1: this record
         rec.bytes_up, rec.bytes_down = used.bytes_up, used.bytes_down
         rec.wall_s = time.perf_counter() - t_start
+        rec.peak_rss_mb = peak_rss_mb()
         self.store.put(stats_key(cfg.job, r, w), json.dumps(asdict(rec)).encode())
         return new_state, rec, delta
 
@@ -347,6 +360,7 @@ def run_worker(
     *,
     store: Store | None = None,
     on_round: Callable[[dict[str, Any], dict[str, np.ndarray]], None] | None = None,
+    stop_before: Callable[[int, list[dict[str, Any]]], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Run one worker to the end of its job.
 
@@ -359,6 +373,11 @@ def run_worker(
     on_round : callable, optional
         Called as ``on_round(record, average)`` after each round, with the round's record
         and the decoded average update (float64 arrays by tensor name).
+    stop_before : callable, optional
+        Asked ``stop_before(r, records)`` at each round boundary (the model of round
+        ``r - 1`` is checkpointed); True ends this session there with the outcome
+        ``"continued"``, and a later session of the worker starts at round ``r``. The
+        Lambda handler stops before its invocation's time runs out.
 
     Returns
     -------
@@ -404,6 +423,9 @@ def run_worker(
                     state = w.load(skip_to)
                     r = skip_to + 1
                     continue
+                if records and stop_before is not None and stop_before(r, records):
+                    outcome = "continued"
+                    break
                 state, rec, delta = w.round(state, r)
                 records.append(asdict(rec))
                 if on_round is not None:
@@ -435,7 +457,8 @@ def _write_session(store: CountingStore, spec: WorkerSpec, attempt: int, outcome
                    wall_s: float, rounds: int) -> None:
     stats = store.stats
     record = {"worker": spec.worker, "attempt": attempt, "outcome": outcome, "wall_s": wall_s,
-              "rounds": rounds, "puts": stats.puts + 1, "gets": stats.gets, "lists": stats.lists}
+              "rounds": rounds, "puts": stats.puts + 1, "gets": stats.gets, "lists": stats.lists,
+              "peak_rss_mb": peak_rss_mb()}
     key = f"{session_prefix(spec.job, spec.worker)}attempt-{attempt:03d}.json"
     try:
         store.put(key, json.dumps(record).encode())

@@ -7,6 +7,7 @@ The CLI test and the resume test go through ``kofn train`` with worker subproces
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -144,7 +145,8 @@ TRAIN_ARGS = ["train", "--workers", "3", "--mode", "mds", "--k", "2", "--model",
 @pytest.mark.slow
 def test_kofn_train_cli_writes_report(tmp_path):
     cfg = tmp_path / "run.toml"
-    cfg.write_text('min_size = 64\nmax_size = 64\n')
+    # 128 MB, Lambda's smallest size: a torch worker's measured peak RSS is above it
+    cfg.write_text('min_size = 64\nmax_size = 64\nlambda_memory_mb = 128\n')
     proc = kofn(*TRAIN_ARGS, "--config", str(cfg), "--rounds", "2", "--job", "cli",
                 "--store", f"file://{tmp_path / 'store'}", "--runs-dir", str(tmp_path / "runs"),
                 "--straggle", "worker=1,delay=0.5", cwd=tmp_path)
@@ -156,6 +158,14 @@ def test_kofn_train_cli_writes_report(tmp_path):
         assert (run / name).is_file(), name
     text = (run / "report.md").read_text()
     assert "| round |" in text and "S3 PUT" in text and "EC2 baseline" in text
+    # each worker's peak RSS is in the report, and the trigger warned once, in one line
+    assert [line for line in out.splitlines() if line.startswith("warning:")] == [
+        next(line for line in out.splitlines() if "above the configured Lambda memory of 128 MB"
+             in line)]
+    assert "## Memory" in text and text.count("| NO |") == 3
+    rounds = json.loads((run / "rounds.json").read_text())
+    assert all(set(r["peak_rss_mb"]) == {"0", "1", "2"} for r in rounds)
+    assert all(128 < mb < 64 * 1024 for r in rounds for mb in r["peak_rss_mb"].values())
 
 
 @pytest.mark.slow

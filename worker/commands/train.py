@@ -93,6 +93,10 @@ def run_job(cfg: RunConfig, *, resume: bool = False, log: Callable[[str], None] 
     if resume and not cfg.job:
         raise ValueError("Argument 'resume' needs a job name, not ''.")
     cfg.preflight()  # one-line errors before anything is uploaded
+    if cfg.launcher == "lambda":
+        from worker.aws import preflight_lambda
+
+        preflight_lambda(cfg.store, cfg.lambda_function, cfg.region or None, encrypt=cfg.encrypt)
     cfg = cfg.with_job_name(time.strftime("%Y%m%d-%H%M%S"))
     store = CountingStore(open_job_store(cfg))
     t0 = time.perf_counter()
@@ -152,13 +156,18 @@ def _round_records(store: Any, job: str, r: int) -> list[dict[str, Any]]:
 def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int, expected: int,
             log: Callable[[str], None], poll_s: float) -> list[Any]:
     """Print each round as it completes; return the round summaries (from round 1)."""
-    from worker.report import round_line, summarize_rounds
+    from worker.report import memory_warning, round_line, summarize_rounds
 
     rows = summarize_rounds([rec for r in range(1, start + 1)
                              for rec in _round_records(store, cfg.job, r)])
     r = start + 1
     seen_complete: float | None = None
-    deadline = time.monotonic() + cfg.round_timeout * 2 + 600
+    warned = False
+    # A round that shows no progress for one round timeout (plus a cold start before the
+    # first) has lost its workers: Lambda invocations that died leave no exit status.
+    patience = cfg.round_timeout + cfg.grace
+    deadline = time.monotonic() + patience + _COLD_START_S
+    progress = -1
     while r <= cfg.rounds:
         finished = launcher.poll()
         try:
@@ -178,17 +187,51 @@ def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int
         if recs and (len(recs) >= expected or settled or finished):
             rows.extend(summarize_rounds(recs))
             log(round_line(rows[-1], cfg.rounds))
-            r, seen_complete = r + 1, None
-            deadline = time.monotonic() + cfg.round_timeout * 2 + 600
+            warning = memory_warning(rows, cfg)
+            if warning and not warned:
+                log(warning)
+                warned = True
+            r, seen_complete, progress = r + 1, None, -1
+            deadline = time.monotonic() + patience
             continue
+        if len(recs) + latest != progress:
+            progress, deadline = len(recs) + latest, time.monotonic() + patience
         if finished:
             codes = launcher.report.exits
             raise KofnError(f"Job {cfg.job!r}: every worker exited before round {r} completed "
                             f"(exit statuses {dict(codes)}); see {cfg.runs_dir}/{cfg.job}/logs/.")
         if time.monotonic() > deadline:
-            raise KofnError(f"Job {cfg.job!r}: round {r} did not complete in time.")
+            raise KofnError(stalled(cfg, store, r, recs))
         time.sleep(poll_s)
     return rows
+
+
+#: Seconds a first round may take on top of the round timeout: Lambda pulls the image.
+_COLD_START_S = 120.0
+
+
+def stalled(cfg: RunConfig, store: Any, r: int, recs: list[dict[str, Any]]) -> str:
+    """One line saying why round ``r`` stopped: what each silent worker's sessions say."""
+    from worker.runner import is_dead, session_prefix
+
+    reported = {int(rec["worker"]) for rec in recs}
+    ended: dict[str, list[int]] = {}
+    for w in range(cfg.workers):
+        if w in reported or is_dead(cfg, w):
+            continue
+        last = "never reported"
+        keys = sorted(store.list(session_prefix(cfg.job, w)))
+        if keys:
+            try:
+                last = f"ended {json.loads(store.get(keys[-1])).get('outcome', '?')!r}"
+            except (FileNotFoundError, ValueError):
+                pass
+        ended.setdefault(last, []).append(w)
+    why = "; ".join(f"worker(s) {','.join(map(str, ws))} {what}" for what, ws in ended.items())
+    hint = ("their invocations died (time, memory or import error: see the function's logs)"
+            if cfg.launcher == "lambda" else f"see {cfg.runs_dir}/{cfg.job}/logs/")
+    return (f"Job {cfg.job!r}: round {r} made no progress for {cfg.round_timeout + cfg.grace:.0f} s "
+            f"(round_timeout + grace): {why or 'no worker is missing'}; {hint}.")
 
 
 def _finish(cfg: RunConfig, store: Any, manifest: Any, result: JobResult, wall_s: float,
@@ -204,7 +247,11 @@ def _finish(cfg: RunConfig, store: Any, manifest: Any, result: JobResult, wall_s
     result.final_state = decode_state(store.get(key))
     result.cost = _cost(cfg, store, wall_s)
     evaluation = _evaluate(cfg, store, result.final_state, log) if cfg.evaluate else None
+    from worker.report import memory_warning
+
     notes = [f"Wall time of the job (trigger included): {wall_s:.1f} s."]
+    if memory_warning(result.rows, cfg):
+        notes.append(memory_warning(result.rows, cfg).removeprefix("warning: "))
     if result.launch is not None and result.launch.restarts:
         notes.append(f"Workers restarted after a crash or timeout: {result.launch.restarts}.")
     result.report = write_report(Path(cfg.runs_dir) / cfg.job, cfg, result.rows, cost=result.cost,

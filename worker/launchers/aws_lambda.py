@@ -35,14 +35,15 @@ class LambdaLauncher(Launcher):
     ----------
     function : str
         Function name or ARN.
-    region : str
-        AWS region.
+    region : str, optional
+        AWS region; default from the standard AWS configuration
+        (:func:`worker.aws.resolve_region`: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, profile).
     client : botocore client, optional
         A ``boto3.client("lambda")`` (tests pass one wrapped in botocore's ``Stubber``).
         Credentials come from the standard AWS environment and config.
     """
 
-    def __init__(self, *, function: str, region: str = "us-east-1", client: Any = None):
+    def __init__(self, *, function: str, region: str | None = None, client: Any = None):
         if not isinstance(function, str) or not function:
             raise ValueError(f"Argument 'function' must be a non-empty string, not {function!r}.")
         self.function = function
@@ -56,7 +57,9 @@ class LambdaLauncher(Launcher):
         if self._client is None:
             import boto3
 
-            self._client = boto3.client("lambda", region_name=self.region)
+            from worker.aws import resolve_region
+
+            self._client = boto3.client("lambda", region_name=resolve_region(self.region))
         return self._client
 
     @staticmethod
