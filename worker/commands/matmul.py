@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--b", default=None, metavar="FILE.npy", help="right operand (.npy)")
     p.add_argument("--store", default="runs/store", help="store URL or path")
     p.add_argument("--launcher", choices=("local", "ray", "thread"), default="local")
+    p.add_argument("--ray-address", dest="ray_address",
+                   help="an existing Ray cluster (default: a local one)")
     p.add_argument("--straggle", action="append", default=[], metavar="RULE",
                    help="e.g. worker=1,delay=2  |  shiftexp:worker=2,shift=0.5,rate=2  |  "
                         "dead:worker=3  |  crash:worker=4,prob=0.5 (repeatable)")
@@ -188,7 +190,7 @@ def _run_job(args, store, ring) -> int:
     elif args.launcher == "local":
         pool = LocalPool(store, emus, url=args.store, keyring=ring, verbose=args.verbose)
     else:
-        pool = RayPool(store, emus, url=args.store, keyring=ring)
+        pool = RayPool(store, emus, url=args.store, keyring=ring, address=args.ray_address)
     log = (lambda s: print(s, file=sys.stderr)) if args.verbose else (lambda s: None)
     with pool:
         res = run_master(store, spec, A, B, code=code, log=log)

@@ -8,10 +8,18 @@ must run at once, so on a small machine give each task a fraction of a CPU
 ``n`` tasks, and warns on an existing cluster that has too few CPUs now (it may grow).
 A local cluster listens on 127.0.0.1 only and has no dashboard. Ray's own INFO and WARNING
 lines and the tasks' output stay off the console unless ``verbose``.
+
+kofn's code travels with the job: :func:`runtime_env` ships ``coding/``, ``exchange/``,
+``offload/`` and ``worker/`` as Ray ``py_modules``, so the nodes of a remote cluster need
+no checkout. Its third-party dependencies (torch, numpy, galois, ...) must be installed
+on every node in the locked versions; :func:`check_nodes` runs one probe task per node
+before any worker starts and names, in one line, the first node that lacks one or has
+another version. Tasks are spread over the nodes (``SPREAD``).
 """
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import logging
 import os
 import sys
@@ -24,9 +32,84 @@ from coding.errors import KofnError
 from worker.launchers import Launcher, LaunchReport
 from worker.runner import WorkerSpec
 
-__all__ = ["RayLauncher", "run_task"]
+__all__ = ["RayLauncher", "check_nodes", "run_task", "runtime_env"]
 
-_REPO = str(Path(__file__).resolve().parents[2])
+_REPO = Path(__file__).resolve().parents[2]
+#: The packages kofn ships to every node.
+PACKAGES = ("coding", "exchange", "offload", "worker")
+#: Third-party distributions a worker imports, checked on every node.
+DEPENDENCIES = ("numpy", "galois", "torch", "torchvision", "boto3", "cryptography", "scipy",
+                "safetensors", "threadpoolctl", "pillow", "pycocotools")
+
+
+def runtime_env() -> dict[str, Any]:
+    """The Ray runtime environment of kofn's jobs: its code as ``py_modules``.
+
+    Ray uploads local folders only for a job's environment, so pass it to ``ray.init``;
+    a driver that connected without it ships nothing, and its nodes need kofn installed.
+    """
+    return {"py_modules": [str(_REPO / name) for name in PACKAGES],
+            "env_vars": {"OMP_NUM_THREADS": "1"}}
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in DEPENDENCIES:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _probe() -> dict[str, Any]:
+    """What one node has: its id and address, where kofn's code came from, the versions."""
+    import ray
+
+    import worker
+
+    ctx = ray.get_runtime_context()
+    shipped = {name: str(Path(entry).resolve()) for entry in sys.path for name in PACKAGES
+               if entry and (Path(entry) / name / "__init__.py").is_file()
+               and "runtime_resources" in entry}
+    return {"node": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(),
+            "code": str(Path(worker.__file__).resolve().parent), "shipped": shipped,
+            "versions": _versions()}
+
+
+def check_nodes(timeout: float = 300.0) -> list[dict[str, Any]]:
+    """Probe every alive node of the connected cluster; raise if one cannot run workers.
+
+    Returns
+    -------
+    list of dict
+        One probe per node: ``node``, ``ip``, ``code`` (the folder ``worker`` was
+        imported from), ``shipped`` (package name to the shipped copy's folder on the
+        node) and ``versions``.
+
+    Raises
+    ------
+    KofnError
+        A node lacks a dependency or has another version than this machine.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    want = _versions()
+    probe = ray.remote(num_cpus=0, max_retries=0)(_probe)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        n["NodeID"], soft=False)).remote() for n in nodes]
+    found = ray.get(refs, timeout=timeout)
+    for got in found:
+        for name, version in want.items():
+            there = got["versions"].get(name)
+            if there != version:
+                have = "lacks it" if there is None else f"has {there}"
+                raise KofnError(f"Ray node {got['ip']} ({got['node'][:8]}) cannot run kofn "
+                                f"workers: they need {name} {version} and the node {have}; "
+                                f"install the locked environment there (uv sync --locked).")
+    return found
 
 
 def run_task(event: dict[str, Any]) -> int:
@@ -47,6 +130,13 @@ def run_task(event: dict[str, Any]) -> int:
         print(f"kofn ray worker {event.get('worker')}: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _run_on_node(event: dict[str, Any]) -> tuple[int, str]:
+    """:func:`run_task`, and the id of the node it ran on."""
+    import ray
+
+    return run_task(event), ray.get_runtime_context().get_node_id()
 
 
 class RayLauncher(Launcher):
@@ -83,13 +173,16 @@ class RayLauncher(Launcher):
         self._report = LaunchReport()
         self._owns_cluster = False
         self._remote = None
+        #: Node id of every task of each worker (where it ran).
+        self.nodes: dict[int, list[str]] = {}
+        #: The probes of :func:`check_nodes` (remote clusters only).
+        self.probes: list[dict[str, Any]] = []
 
     def _connect(self) -> None:
         import ray
 
         if not ray.is_initialized():
-            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
-                filter(None, [_REPO, os.environ.get("PYTHONPATH")])), "OMP_NUM_THREADS": "1"}}
+            env = runtime_env()
             quiet = {"log_to_driver": self.verbose,
                      "logging_level": logging.INFO if self.verbose else logging.ERROR}
             if not self.verbose:
@@ -101,7 +194,10 @@ class RayLauncher(Launcher):
                 self._owns_cluster = True
             else:
                 ray.init(address=self.address, runtime_env=env, **quiet)
-        self._remote = ray.remote(num_cpus=self.num_cpus, max_retries=0)(run_task)
+        if self.address is not None:
+            self.probes = check_nodes()
+        self._remote = ray.remote(num_cpus=self.num_cpus, max_retries=0,
+                                  scheduling_strategy="SPREAD")(_run_on_node)
 
     def _submit(self, spec: WorkerSpec) -> None:
         self._refs[self._remote.remote(spec.to_event())] = spec  # type: ignore[union-attr]
@@ -154,7 +250,8 @@ class RayLauncher(Launcher):
         for ref in ready:
             spec = self._refs.pop(ref)
             try:
-                rc = int(ray.get(ref))
+                rc, node = ray.get(ref)
+                self.nodes.setdefault(spec.worker, []).append(node)
             except ray.exceptions.RayError:
                 rc = 1
             self._report.exits[spec.worker].append(rc)

@@ -530,23 +530,38 @@ class LocalPool(ExecutorPool):
 
 
 class RayPool(ExecutorPool):
-    """Executors as Ray tasks on a local Ray cluster (127.0.0.1 only, no dashboard)."""
+    """Executors as Ray tasks, spread over the nodes of a cluster.
+
+    Without ``address`` (and no Ray connection yet) the pool starts a local cluster on
+    127.0.0.1 with no dashboard; with one it joins that cluster, checks its nodes
+    (:func:`worker.launchers.ray_launcher.check_nodes`) and ships kofn's code to them.
+    After the pool stops, :attr:`nodes` holds the node id each executor ran on.
+    """
 
     def __init__(self, store: Store, emulations: list[Emulation], *, url: str,
                  keyring: object = None, poll_max: float = 0.02, start_timeout: float = 180.0,
-                 num_cpus: int = 2):
+                 num_cpus: int = 2, address: str | None = None):
         super().__init__(store, emulations, poll_max=poll_max, start_timeout=start_timeout)
-        self.url, self.keyring, self.num_cpus = url, keyring, num_cpus
+        self.url, self.keyring, self.num_cpus, self.address = url, keyring, num_cpus, address
         self._owns_ray = False
+        self.nodes: list[str | None] = []
 
     def _launch(self) -> None:
         import ray
 
+        from worker.launchers.ray_launcher import check_nodes, runtime_env
+
         if not ray.is_initialized():
-            ray.init(address="local", include_dashboard=False, num_cpus=self.num_cpus,
-                     log_to_driver=False, _node_ip_address="127.0.0.1")
+            if self.address is None:
+                ray.init(address="local", include_dashboard=False, num_cpus=self.num_cpus,
+                         log_to_driver=False, _node_ip_address="127.0.0.1",
+                         runtime_env=runtime_env())
+            else:
+                ray.init(address=self.address, log_to_driver=False, runtime_env=runtime_env())
             self._owns_ray = True
-        remote = ray.remote(num_cpus=0, max_retries=0)(_ray_serve)
+        if self.address is not None:
+            check_nodes()
+        remote = ray.remote(num_cpus=0, max_retries=0, scheduling_strategy="SPREAD")(_ray_serve)
         key_json = None if self.keyring is None else self.keyring.to_json()
         self._refs = [remote.remote(self.url, i, emu.to_json(), self.pool, key_json,
                                     self.poll_max)
@@ -556,7 +571,9 @@ class RayPool(ExecutorPool):
         import ray
 
         try:
-            ray.wait(self._refs, num_returns=len(self._refs), timeout=timeout)
+            ready, _ = ray.wait(self._refs, num_returns=len(self._refs), timeout=timeout)
+            done = set(ready)
+            self.nodes = [ray.get(ref)[1] if ref in done else None for ref in self._refs]
         finally:
             for ref in self._refs:
                 ray.cancel(ref, force=True)
@@ -565,11 +582,14 @@ class RayPool(ExecutorPool):
 
 
 def _ray_serve(url: str, worker: int, emulation: str, pool: str, key_json: str | None,
-               poll_max: float) -> int:
+               poll_max: float) -> tuple[int, str]:
+    import ray
+
     from exchange.crypto import EncryptedStore, Keyring
     from exchange.stores.url import open_store
 
     store = open_store(url)
     if key_json is not None:
         store = EncryptedStore(store, Keyring.from_json(key_json))
-    return serve(store, worker, Emulation.from_json(emulation), pool=pool, poll_max=poll_max)
+    rc = serve(store, worker, Emulation.from_json(emulation), pool=pool, poll_max=poll_max)
+    return rc, ray.get_runtime_context().get_node_id()
