@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 
 RAY = Path(sys.executable).with_name("ray")
 PORT = int(os.environ.get("KOFN_RAY_PORT", "6391"))
@@ -77,109 +77,79 @@ def _wait(check, proc: subprocess.Popen, seconds: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def run(tmp_path_factory):
+    """Start the two nodes, run the driver against them, stop them; the driver's result."""
     logs = tmp_path_factory.mktemp("ray-logs")
+    work = tmp_path_factory.mktemp("ray-work")
     temp = Path("/tmp") / f"kofn-ray-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths
     # Ray turns 127.0.0.1 into this machine's outside address; other loopback addresses
-    # stay loopback. Token authentication is off, as for the in-process driver (which
-    # reads RAY_AUTH_MODE when ray is first imported): the cluster lives on loopback only.
+    # stay loopback. A token of the cluster's own (not the shared ~/.ray/auth_token)
+    # keeps other clusters on this machine out.
     address = f"127.0.0.2:{PORT}"
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
+               RAY_AUTH_TOKEN=uuid.uuid4().hex)
     env.pop("PYTHONPATH", None)
+
+    def status() -> str:
+        res = subprocess.run([str(RAY), "status", f"--address={address}"], capture_output=True,
+                             text=True, env=env, check=False)
+        return res.stdout if res.returncode == 0 else ""
+
+    def alive() -> int:
+        text = status()
+        block = text.split("Active:", 1)[1].split("Pending:", 1)[0] if "Active:" in text else ""
+        return sum(1 for line in block.splitlines() if "node_" in line)
+
     procs = [_node(["--head", f"--port={PORT}", "--node-ip-address=127.0.0.2", "--num-cpus=1",
                     '--resources={"kofn_head": 1}', "--include-dashboard=false",
                     f"--temp-dir={temp}", *_ports(PORT + 10100)], logs / "head.log", env)]
     try:
-        up = _wait(lambda: subprocess.run([str(RAY), "status", f"--address={address}"],
-                                          capture_output=True, env=env, check=False).returncode == 0,
-                   procs[0], 180)
-        assert up, (logs / "head.log").read_text()[-3000:]
-        # what RayLauncher(address=...) does on a node of the cluster; here the driver names
-        # its node, since Ray would take 127.0.0.1 for this machine's address
-        from worker.launchers.ray_launcher import runtime_env
-
-        ray.init(address=address, _node_ip_address="127.0.0.2", runtime_env=runtime_env(),
-                 log_to_driver=False)
+        assert _wait(lambda: alive() >= 1, procs[0], 180), (logs / "head.log").read_text()[-3000:]
         for attempt in range(3):  # a loaded machine can miss the raylet's agent deadline
             log = logs / f"node2-{attempt}.log"
             procs.append(_node([f"--address={address}", "--node-ip-address=127.0.0.3",
                                 "--num-cpus=1", '--resources={"kofn_node2": 1}',
                                 *_ports(PORT + 10300)], log, env))
-            if _wait(lambda: len(_node_ids()) >= 2, procs[-1], 180):
+            if _wait(lambda: alive() >= 2, procs[-1], 180):
                 break
-        assert len(_node_ids()) == 2, log.read_text()[-3000:]
-        yield address
+        assert alive() == 2, log.read_text()[-3000:]
+        driver = subprocess.run([sys.executable, "-m", "tests.worker.ray_cluster_driver", address,
+                                 "127.0.0.2", str(work)], capture_output=True, text=True,
+                                env=env, cwd=Path(__file__).resolve().parents[2], timeout=1200,
+                                check=False)
+        lines = [ln for ln in driver.stdout.splitlines() if ln.startswith("RESULT ")]
+        assert driver.returncode == 0 and lines, (driver.stdout[-2000:], driver.stderr[-4000:])
+        yield json.loads(lines[-1][len("RESULT "):])
     finally:
-        if ray.is_initialized():
-            ray.shutdown()
         _stop(procs, temp)
         subprocess.run(["rm", "-rf", str(temp)], check=False)
 
 
-def _node_ids() -> set[str]:
-    return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-
-
 @pytest.mark.slow
-def test_nodes_are_checked_and_get_kofn_shipped(cluster):
-    from worker.launchers.ray_launcher import _REPO, check_nodes
-
-    probes = check_nodes()
-    assert {p["node"] for p in probes} == _node_ids()
+def test_nodes_are_checked_and_get_kofn_shipped(run):
+    probes = run["probes"]
+    assert len(run["nodes"]) == 2
+    assert sorted(p["node"] for p in probes) == run["nodes"]
     for p in probes:  # every node holds a shipped copy of each package, not this checkout
         # (on one machine Ray also hands workers the driver's sys.path, so a node may import
         # this checkout first; a remote node has only the shipped copy)
         assert set(p["shipped"]) == {"coding", "exchange", "offload", "worker"}, p
-        assert not any(Path(d).is_relative_to(_REPO) for d in p["shipped"].values()), p
+        assert not any(Path(d).is_relative_to(run["repo"]) for d in p["shipped"].values()), p
         assert p["versions"]["torch"] is not None
 
 
 @pytest.mark.slow
-def test_training_job_runs_on_both_nodes(cluster, tmp_path):
-    pytest.importorskip("worker.local_train")
-    from exchange.stores.local import LocalStore
-    from worker.config import RunConfig
-    from worker.launchers.ray_launcher import RayLauncher
-    from worker.runner import WorkerSpec
-    from worker.trigger import checkpoint_key, trigger
-
-    url = f"file://{tmp_path / 'store'}"
-    store = LocalStore(tmp_path / "store")
-    cfg = RunConfig(job="two", store=url, workers=2, mode="mds", k=2, rounds=1, model="small_cnn",
-                    min_size=64, max_size=64, image_size=64, synth_images=8, local_iters=1,
-                    batch_size=2, encrypt=False, grace=0.3, round_timeout=300.0)
-    trigger(cfg, store)
-    # one CPU per node and one per task: the two workers cannot share a node
-    launcher = RayLauncher(address=cluster, num_cpus=1, max_restarts=0)
-    try:
-        launcher.start([WorkerSpec(store=url, job="two", worker=i, encrypt=False) for i in range(2)])
-        report = launcher.wait(timeout=600)
-    finally:
-        launcher.stop()
-    assert report.exits == {0: [0], 1: [0]}, report
-    assert {nodes[0] for nodes in launcher.nodes.values()} == _node_ids()
-    assert store.exists(checkpoint_key("two", 1))
+def test_training_job_runs_on_both_nodes(run):
+    train = run["train"]
+    assert train["exits"] == {"0": [0], "1": [0]}, train
+    assert sorted(nodes[0] for nodes in train["nodes"].values()) == run["nodes"]
+    assert train["checkpoint"]
 
 
 @pytest.mark.slow
-def test_matmul_job_runs_on_both_nodes(cluster, tmp_path, monkeypatch):
-    from worker.cli import main
-    from worker.matmul import jobs
-
-    report = tmp_path / "mm.json"
-    argv = ["matmul", "--code", "mds", "--n", "4", "--k", "2", "--size", "64x32x16",
-            "--launcher", "ray", "--ray-address", cluster, "--store", f"file://{tmp_path / 's'}",
-            "--no-encrypt", "--report", str(report)]
-    seen: list[list] = []
-    real_join = jobs.RayPool._join
-
-    def join(self, timeout):  # record where the executors ran, then stop as usual
-        real_join(self, timeout)
-        seen.append(list(self.nodes))
-
-    monkeypatch.setattr(jobs.RayPool, "_join", join)
-    assert main(argv) == 0
-    out = json.loads(report.read_text())
-    assert out["launcher"] == "ray" and out["check"]["ok"], out
-    assert set(seen[0]) == _node_ids(), seen
-    assert np.isfinite(out["check"]["rel_err"])
+def test_matmul_job_runs_on_both_nodes(run):
+    mm = run["matmul"]
+    assert mm["rc"] == 0, mm
+    assert mm["report"]["launcher"] == "ray" and mm["report"]["check"]["ok"], mm["report"]
+    assert set(mm["nodes"]) == set(run["nodes"]), mm["nodes"]
+    assert np.isfinite(mm["report"]["check"]["rel_err"])
