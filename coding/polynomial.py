@@ -207,7 +207,8 @@ class PolynomialCode:
     ``(n, ceil(m/ka), d)`` and ``(n, d, ceil(q/kb))``; worker ``i`` multiplies
     ``A_shares[i] @ B_shares[i]`` (over GF(p) use :meth:`worker_product`). Rows of ``A`` and
     columns of ``B`` that do not divide evenly are zero-padded; :meth:`decode` removes the
-    padding using the shape of the last :meth:`encode`, or an explicit ``shape``.
+    padding to the ``shape`` it is given (the job's metadata), never to the shape of an
+    earlier :meth:`encode`. Real inputs must be finite (NaN or inf is refused at encode).
 
     Over the reals the default construction decodes within 1e-9 relative for every
     ``ka*kb <= 16`` and ``n <= 32`` (measured, module docstring); larger codes are accepted,
@@ -240,7 +241,6 @@ class PolynomialCode:
                                  f"not {construction!r}.")
             self._points = np.arange(1, self._n + 1, dtype=np.int64)
         self._construction = construction
-        self._shape: tuple[int, int] | None = None
 
     @property
     def n(self) -> int:
@@ -307,6 +307,8 @@ class PolynomialCode:
     def _as_matrix(self, name: str, X: object) -> np.ndarray:
         if self._p is None:
             arr = np.asarray(X, dtype=np.float64)
+            if not np.isfinite(arr).all():
+                raise ValueError(f"Argument {name!r} must be finite; it holds NaN or inf.")
         else:
             arr = as_gfp(name, X, self._p)
         if arr.ndim != 2:
@@ -330,7 +332,6 @@ class PolynomialCode:
         A, B = self._as_matrix("A", A), self._as_matrix("B", B)
         A_blocks, B_blocks = split_blocks(A, B, self._ka, self._kb)
         EA, EB = self._encoders()
-        self._shape = (A.shape[0], B.shape[1])
         return self._mix(EA, A_blocks), self._mix(EB, B_blocks)
 
     def _encoders(self) -> tuple[np.ndarray, np.ndarray]:
@@ -353,7 +354,7 @@ class PolynomialCode:
         results: object,
         indices: Sequence[int],
         *,
-        shape: tuple[int, int] | None = None,
+        shape: tuple[int, int],
     ) -> np.ndarray:
         """Recover ``C = A @ B`` from any ``ka*kb`` worker results.
 
@@ -364,9 +365,9 @@ class PolynomialCode:
         indices : sequence of int
             The distinct worker indices the results came from, ``r >= ka*kb``. Extra
             results beyond the threshold are ignored.
-        shape : (m, q), optional
-            Shape of ``C`` to unpad to; defaults to the shape of the last :meth:`encode`,
-            else the padded product is returned.
+        shape : (m, q)
+            Shape of ``C`` (from the job's metadata), to remove the block padding; the
+            padded product is ``(ka * rows, kb * cols)``.
 
         Raises
         ------
@@ -392,9 +393,6 @@ class PolynomialCode:
         # Coefficient j + l*ka is the block A_j B_l at block position (j, l).
         C = coeffs.reshape(self._kb, self._ka, rows, cols).transpose(1, 2, 0, 3)
         C = C.reshape(self._ka * rows, self._kb * cols)
-        shape = self._shape if shape is None else shape
-        if shape is not None:
-            m = check_int("shape[0]", shape[0], low=0, high=C.shape[0])
-            q = check_int("shape[1]", shape[1], low=0, high=C.shape[1])
-            C = C[:m, :q]
-        return C
+        m = check_int("shape[0]", shape[0], low=0, high=C.shape[0])
+        q = check_int("shape[1]", shape[1], low=0, high=C.shape[1])
+        return C[:m, :q]

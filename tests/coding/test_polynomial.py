@@ -39,7 +39,7 @@ def test_gfp_round_trip_any_erasures(ka, kb, extra, dims, p, seed):
     A, B = rng.integers(0, p, (m, d)), rng.integers(0, p, (d, q))
     As, Bs = code.encode(A, B)
     idx = rng.permutation(n)[: ka * kb + rng.integers(0, extra + 1)]
-    C = code.decode(_products(code, As, Bs, idx), idx)
+    C = code.decode(_products(code, As, Bs, idx), idx, shape=(m, q))
     np.testing.assert_array_equal(C, (A.astype(object) @ B.astype(object)) % p)
 
 
@@ -60,7 +60,7 @@ def test_real_round_trip_any_erasures(ka, kb, extra, dims, seed):
     A, B = rng.standard_normal((m, d)), rng.standard_normal((d, q))
     As, Bs = code.encode(A, B)
     idx = rng.permutation(n)[: ka * kb]
-    C = code.decode(np.stack(_products(code, As, Bs, idx)), idx)
+    C = code.decode(np.stack(_products(code, As, Bs, idx)), idx, shape=(m, q))
     ref = A @ B
     assert np.linalg.norm(C - ref) <= 1e-9 * np.linalg.norm(ref)
 
@@ -140,8 +140,33 @@ def test_encode_shapes_and_padding():
     assert As.shape == (5, 2, 4) and Bs.shape == (5, 4, 3)
     idx = [4, 3, 1, 0]
     res = _products(code, As, Bs, idx)
-    assert code.decode(res, idx).shape == (3, 5)
+    assert code.decode(res, idx, shape=(3, 5)).shape == (3, 5)
     assert code.decode(res, idx, shape=(2, 2)).shape == (2, 2)
+    assert code.decode(res, idx, shape=(4, 6)).shape == (4, 6)  # the padded product
+    with pytest.raises(TypeError, match="shape"):  # never the last encode's shape
+        code.decode(res, idx)
+
+
+def test_decode_of_job_1_after_encoding_job_2():
+    p = 257
+    code = PolynomialCode(5, 2, 2, field=p)
+    rng = np.random.default_rng(1)
+    A1, B1 = rng.integers(0, p, (5, 3)), rng.integers(0, p, (3, 5))
+    As, Bs = code.encode(A1, B1)
+    code.encode(rng.integers(0, p, (3, 2)), rng.integers(0, p, (2, 3)))  # job 2
+    idx = [0, 2, 3, 4]
+    C = code.decode(_products(code, As, Bs, idx), idx, shape=(5, 5))
+    np.testing.assert_array_equal(C, (A1.astype(object) @ B1.astype(object)) % p)
+
+
+def test_real_inputs_must_be_finite():
+    code = PolynomialCode(6, 2, 2)
+    A = np.ones((2, 3))
+    A[0, 1] = np.inf
+    with pytest.raises(ValueError, match="Argument 'A' must be finite"):
+        code.encode(A, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="Argument 'B' must be finite"):
+        code.encode(np.ones((2, 3)), np.full((3, 2), np.nan))
 
 
 def test_decode_errors():
@@ -150,15 +175,15 @@ def test_decode_errors():
     As, Bs = code.encode(rng.integers(0, 257, (4, 3)), rng.integers(0, 257, (3, 4)))
     res = np.stack(_products(code, As, Bs, range(6)))
     with pytest.raises(NotEnoughShardsError, match="Need at least 4 distinct results to decode, got 3."):
-        code.decode(res[:3], [0, 1, 2])
+        code.decode(res[:3], [0, 1, 2], shape=(4, 4))
     with pytest.raises(DuplicateIndexError, match="Shard index 1 was given more than once"):
-        code.decode(res[[0, 1, 1, 2]], [0, 1, 1, 2])
+        code.decode(res[[0, 1, 1, 2]], [0, 1, 1, 2], shape=(4, 4))
     with pytest.raises(ValueError, match=r"must have entries in \[0, n=6\), not 6."):
-        code.decode(res[:4], [0, 1, 2, 6])
+        code.decode(res[:4], [0, 1, 2, 6], shape=(4, 4))
     with pytest.raises(ValueError, match=r"must have one entry per result \(4\), not 3."):
-        code.decode(res[:4], [0, 1, 2])
+        code.decode(res[:4], [0, 1, 2], shape=(4, 4))
     with pytest.raises(ValueError, match="must be 3-D"):
-        code.decode(res[0], [0])
+        code.decode(res[0], [0], shape=(4, 4))
 
 
 def test_encode_rejects_mismatched_shapes():
