@@ -2,6 +2,7 @@
 
     python -m benchmarks.offload            # writes results/offload/offload.{json,md}
     python -m benchmarks.offload --quick    # fewer instances; writes results/tmp/offload-quick/ (git-ignored)
+    python -m benchmarks.offload --replan   # re-planning only; writes results/offload/replan.{json,md}
 
 Two instance families, each instance with four parameters drawn from its own seed:
 ``P ~ U[0.1, 1.5] W``, ``f_w ~ U[1.5, 2.7] GHz``, ``T ~ U[0.6, 1.2] s``,
@@ -98,6 +99,67 @@ def bench_case(family: str, W: int, n: int, *, exact_limit: float, saa_limit: fl
     return row
 
 
+def bench_replan(seeds: int, fails=(0.05, 0.1, 0.2), draws: int = 2000) -> list[dict]:
+    """Re-planning against none: IGP planned for the failures, and planned as if none fail."""
+    from offload.placement import evaluate
+    from offload.replan import simulate_replan
+
+    rows = []
+    for fp in fails:
+        acc: dict[str, list] = {}
+        for seed in range(seeds):
+            inst = generate(GeneratorConfig(fail_prob=fp), seed)
+            aware = IGP().plan(inst, rng=seed)
+            naive = IGP().plan(generate(GeneratorConfig(), seed), rng=seed)
+            if not (aware.feasible and naive.feasible):
+                continue
+            naive = evaluate(inst, naive.m, naive.workers)
+            for plan_name, pl in (("aware", aware), ("naive", naive)):
+                for replan in (False, True):
+                    r = simulate_replan(inst, pl, draws=draws, replan=replan, rng=seed)
+                    key = f"{plan_name}_{'replan' if replan else 'none'}"
+                    acc.setdefault(key, []).append(r)
+        row = {"fail_prob": fp, "instances": len(acc.get("aware_none", [])), "draws": draws}
+        for key, rs in acc.items():
+            row[f"{key}_hit"] = float(np.mean([r.hit_rate for r in rs]))
+            row[f"{key}_energy_J"] = float(np.mean([r.energy for r in rs]))
+            row[f"{key}_finish_s"] = float(np.nanmean([r.mean_finish for r in rs]))
+            row[f"{key}_replans"] = float(np.mean([r.replans for r in rs]))
+        rows.append(row)
+        progress(f"replan: fail={fp} on {row['instances']} instances")
+    return rows
+
+
+def replan_main(quick: bool) -> int:
+    import json
+
+    seeds, draws = (3, 300) if quick else (20, 2000)
+    rows = bench_replan(seeds, draws=draws)
+    command = "python -m benchmarks.offload --replan" + (" --quick" if quick else "")
+    table = []
+    for r in rows:
+        for plan in ("aware", "naive"):
+            table.append([r["fail_prob"], plan, r["instances"],
+                          r[f"{plan}_none_hit"], r[f"{plan}_replan_hit"],
+                          r[f"{plan}_none_energy_J"], r[f"{plan}_replan_energy_J"],
+                          r[f"{plan}_none_finish_s"], r[f"{plan}_replan_finish_s"],
+                          r[f"{plan}_replan_replans"]])
+    md = ["# Offloading: online re-planning against none", "",
+          f"Command: `{command}`. Seeds 0..{seeds - 1}, {draws} draws each; `aware`: IGP "
+          "planned with the failure probabilities, `naive`: IGP planned as if no worker "
+          "fails. Means over the instances where both plans exist.", "",
+          markdown_table(["fail prob", "plan", "instances", "hit (none)", "hit (re-plan)",
+                          "energy none (J)", "energy re-plan (J)", "finish none (s)",
+                          "finish re-plan (s)", "re-offloads"], table)]
+    folder = RESULTS / "tmp" / "offload-quick" if quick else RESULTS / "offload"
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": machine_info(), "command": command, "rows": rows}
+    (folder / "replan.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    (folder / "replan.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -105,7 +167,11 @@ def main(argv=None) -> int:
     ap.add_argument("--instances", type=int, default=200, help="default-family instances per W")
     ap.add_argument("--dense", type=int, default=30, help="dense-family instances per W")
     ap.add_argument("--exact-limit", type=float, default=5.0, help="Exact time limit (s)")
+    ap.add_argument("--replan", action="store_true",
+                    help="only the re-planning table (results/offload/replan.{json,md})")
     args = ap.parse_args(argv)
+    if args.replan:
+        return replan_main(args.quick)
     n_def, n_dense = (20, 4) if args.quick else (args.instances, args.dense)
     saa_limit, scenarios = (5.0, 200) if args.quick else (10.0, 300)
     rows = []
