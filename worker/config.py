@@ -220,7 +220,12 @@ class RunConfig:
         ``n``). ``n - 1`` tolerates a dead trainer; the round then averages the members.
         Must be unset in backup and gradient mode (fixed at ``n - s``).
     model : str
-        A name from :data:`worker.models.MODELS`.
+        A name from :data:`worker.models.MODELS`; the default is
+        :data:`worker.models.DEFAULT_MODEL` (MobileNet-v3-320 Faster R-CNN).
+    weights : str or None
+        Starting weights: a kofn safetensors or torchvision ``.pth`` file, full model or
+        backbone only; a bare file name is looked up in ``$TORCH_HOME/hub/checkpoints``
+        (:mod:`worker.weights`). ``None``: the seeded random initialisation.
     min_size, max_size : int or None
         Override the detection model's internal resize (shorter side, longer-side cap).
     rounds, local_iters, batch_size : int
@@ -278,7 +283,8 @@ class RunConfig:
     t: int = 1
     p: int = DEFAULT_PRIME
     quorum: int | None = None
-    model: str = "small_cnn"
+    model: str = "fasterrcnn_mobilenet_v3_large_320_fpn"  # worker.models.DEFAULT_MODEL
+    weights: str | None = None
     min_size: int | None = None
     max_size: int | None = None
     rounds: int = 5
@@ -478,6 +484,10 @@ class RunConfig:
             raise ConfigError(f"Argument 'model' must be one of {', '.join(known)}, not {self.model!r}.")
         if self.data is not None and not Path(self.data).expanduser().exists():
             raise FileNotFoundError(f"Data path {self.data!r} does not exist.")
+        if self.weights is not None:
+            from worker.weights import resolve_weights
+
+            resolve_weights(self.weights)
         if self.encrypt:
             self.load_keyring()
 

@@ -99,7 +99,7 @@ class LiveView:
         Where ``worker-I.log`` files appear; ``None`` (launchers without local logs)
         shows only the driver's own lines and the heartbeat.
     out : file, optional
-        Where to draw (default ``sys.stderr``).
+        Where to draw (default ``sys.stdout``, where the round lines go).
     tty : bool, optional
         Force bars (True) or status lines (False); default: whether ``out`` is a terminal.
     heartbeat_s : float
@@ -111,7 +111,7 @@ class LiveView:
     def __init__(self, workers: int, log_dir: str | Path | None, *, out: IO[str] | None = None,
                  tty: bool | None = None, heartbeat_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic):
-        self.out = out or sys.stderr
+        self.out = out or sys.stdout
         self.tty = bool(self.out.isatty()) if tty is None else tty
         self.heartbeat_s = heartbeat_s
         self.clock = clock

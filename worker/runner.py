@@ -45,6 +45,7 @@ from exchange.errors import RoundTimeoutError
 from exchange.stores.base import Store
 from exchange.stores.counting import CountingStore
 from worker.config import RunConfig
+from worker.progress import phase_line
 from worker.trigger import (
     JobManifest,
     checkpoint_key,
@@ -272,9 +273,21 @@ class _Worker:
         """
         total: dict[str, np.ndarray] | None = None
         losses = []
-        for p, coef in zip(self.parts, self.coefficients, strict=True):
+        steps = self.trainer.local_iters * len(self.parts)
+        last = [0.0]
+
+        def on_step(i: int, _n: int, loss: float, offset: int) -> None:
+            now = time.monotonic()  # one line per half second at most, and the last step
+            if now - last[0] >= 0.5 or offset + i == steps:
+                last[0] = now
+                log.info(phase_line(r, self.cfg.rounds, "training", step=offset + i, steps=steps,
+                                    detail=f"loss {loss:.4f}"))
+
+        for i, (p, coef) in enumerate(zip(self.parts, self.coefficients, strict=True)):
+            offset = i * self.trainer.local_iters
             with _TRAIN_LOCK:
-                res = self.trainer.train(state, self.data[p], round_index=r, partition=p)
+                res = self.trainer.train(state, self.data[p], round_index=r, partition=p,
+                                         on_step=lambda j, n, v, o=offset: on_step(j, n, v, o))
             losses.append(res.mean_loss)
             if total is None and len(self.parts) == 1 and coef == 1.0:
                 total = dict(res.delta)  # in the tensors' own dtypes: float32 stays float32
@@ -295,10 +308,13 @@ class _Worker:
         t_start = time.perf_counter()
         update, rec.loss = self.train(state, r)
         rec.delay_s = straggle_delay(cfg, w, r)
+        if rec.delay_s > 0:
+            log.info(phase_line(r, cfg.rounds, "straggling", detail=f"{rec.delay_s:.1f} s (injected)"))
         time.sleep(rec.delay_s)
         rec.compute_s = time.perf_counter() - t_start
         if crashes(cfg, w, r, self.attempt):
             raise WorkerCrash(f"worker {w} crashed (injected) in round {r}, attempt {self.attempt}")
+        log.info(phase_line(r, cfg.rounds, "uploading"))
         stats = self.exchange.publish(r, w, update)
         # Aggregating shard w is a duty to the others, not a step of this worker's own
         # round: it runs beside collect, so a slow aggregator (what MDS codes tolerate)
@@ -306,6 +322,9 @@ class _Worker:
         hold = straggle_delay(cfg, w, r, role="aggregator")
         rec.delay_s += hold
         duty = self._duty.submit(self._aggregate, r, hold)
+        code = cfg.code_spec()
+        log.info(phase_line(r, cfg.rounds, "waiting",
+                            detail=f"for {code.merged_needed} of {cfg.workers} merged shards"))
         result = self.exchange.collect(r)
         stats = stats + result.stats
         if duty.done() and duty.result() is not None:
@@ -329,6 +348,8 @@ class _Worker:
         rec.wall_s = time.perf_counter() - t_start
         rec.peak_rss_mb = peak_rss_mb()
         self.store.put(stats_key(cfg.job, r, w), json.dumps(asdict(rec)).encode())
+        log.info(phase_line(r, cfg.rounds, "done", detail=f"in {rec.wall_s:.2f} s, loss {rec.loss:.4f}, "
+                            f"workers {','.join(map(str, rec.contributors))}"))
         return new_state, rec, delta
 
     def _aggregate(self, r: int, hold: float) -> Any:
@@ -406,7 +427,10 @@ def run_worker(
         if is_dead(cfg, spec.worker):
             outcome = "dead"
             return records
+        log.info(phase_line(0, cfg.rounds, "starting", detail=f"attempt {attempt}: reading "
+                            f"partitions {list(manifest.assignment[spec.worker])}, building {cfg.model}"))
         w = _Worker(spec, counting, manifest, attempt)
+        log.info(phase_line(0, cfg.rounds, "ready", detail=f"in {time.perf_counter() - t0:.1f} s"))
         try:
             done = w.exchange.latest_complete_round() or 0
             start = latest_checkpoint(counting, cfg.job, upto=done)
@@ -495,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; exit 0 when the job is done, 3 on an injected crash, 4 on a timeout."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("KOFN_LOG", "WARNING"),
+    # INFO by default: a worker's log (its launcher's log file) holds its phase lines,
+    # which the driver's live view follows (worker.progress).
+    logging.basicConfig(level=os.environ.get("KOFN_LOG", "INFO"),
                         format=f"worker {args.worker}: %(levelname)s %(message)s")
     spec = WorkerSpec(store=args.store, job=args.job, worker=args.worker, attempt=args.attempt,
                       encrypt=not args.no_encrypt, key_file=args.key_file, key_env=args.key_env,

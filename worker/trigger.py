@@ -228,14 +228,15 @@ def decode_state(data: bytes) -> dict[str, np.ndarray]:
 
 
 def initial_state(cfg: RunConfig) -> dict[str, np.ndarray]:
-    """The seeded initial model state of ``cfg.model`` as numpy arrays."""
+    """The initial model state of ``cfg.model`` as numpy arrays: seeded, then ``cfg.weights``."""
     import torch
 
     from worker.models import build_model, state_to_numpy
 
     with torch.random.fork_rng(devices=[]):  # as worker.local_train.LocalTrainer seeds it
         torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model, min_size=cfg.min_size, max_size=cfg.max_size)
+        model = build_model(cfg.model, min_size=cfg.min_size, max_size=cfg.max_size,
+                            weights_path=cfg.weights)
     return state_to_numpy(model)
 
 
@@ -277,15 +278,19 @@ def trigger(
             raise
     from worker.data import serialize_partition, split_indices, train_holdout_split
 
+    if samples is None:
+        say(f"loading {'data from ' + cfg.data if cfg.data else 'synthetic images'}")
     data = list(load_samples(cfg) if samples is None else samples)
     n = cfg.workers
     check_int("samples", len(data), low=n + 1)
     train, hold = train_holdout_split(len(data), cfg.holdout, cfg.seed)
     parts = split_indices(len(train), n, cfg.seed)
     for j, part in enumerate(parts):
+        say(f"uploading partition {j + 1}/{n} ({len(part)} images)")
         _put_once(store, partition_key(cfg.job, j), lambda p=part: serialize_partition(
             data[int(train[i])] for i in p))
     _put_once(store, holdout_key(cfg.job), lambda: serialize_partition(data[int(i)] for i in hold))
+    say(f"building the initial {cfg.model}" + (f" from {cfg.weights}" if cfg.weights else ""))
     _put_once(store, checkpoint_key(cfg.job, 0), lambda: encode_state(initial_state(cfg)))
     say(f"uploaded {n} partitions ({len(train)} images), {len(hold)} held-out images and the "
         f"initial {cfg.model} under {cfg.job}/")

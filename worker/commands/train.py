@@ -46,7 +46,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = ("job", "store", "workers", "mode", "k", "s", "t", "quorum", "model", "rounds",
              "local_iters", "batch_size", "lr", "momentum", "weight_decay", "data", "seed",
              "key_file", "launcher", "ray_address", "ray_cpus", "runs_dir", "synth_images",
-             "image_size", "grace", "round_timeout", "max_restarts", "lambda_function", "region")
+             "image_size", "grace", "round_timeout", "max_restarts", "lambda_function", "region",
+             "weights", "min_size", "max_size")
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if args.straggle:
         out["straggle"] = parse_straggle(";".join(args.straggle))
@@ -65,8 +66,8 @@ def load_config(args: argparse.Namespace) -> RunConfig:
     return RunConfig().with_overrides(**over)
 
 
-def run_job(cfg: RunConfig, *, resume: bool = False, log: Callable[[str], None] = print,
-            poll_s: float = 0.2) -> JobResult:
+def run_job(cfg: RunConfig, *, resume: bool = False, log: Callable[[str], None] | None = None,
+            poll_s: float = 0.2, verbose: bool = False, live: bool | None = None) -> JobResult:
     """Trigger (or resume) a job, launch its workers, follow the rounds and write the report.
 
     Parameters
@@ -76,20 +77,20 @@ def run_job(cfg: RunConfig, *, resume: bool = False, log: Callable[[str], None] 
         are taken from it, the rest from the job's manifest.
     resume : bool
         Continue job ``cfg.job`` from its latest complete round.
-    log : callable
-        Receives the progress lines.
+    log : callable, optional
+        Receives the progress lines (default: the live view's console).
     poll_s : float
         Seconds between two looks at the store.
+    verbose : bool
+        Let Ray's own log lines through.
+    live : bool, optional
+        Show every worker's phase (:class:`worker.progress.LiveView`, from the local
+        launcher's worker logs); default: when ``log`` is not given.
 
     Returns
     -------
     JobResult
     """
-    from exchange.stores.counting import CountingStore
-    from worker.launchers import make_launcher
-    from worker.runner import WorkerSpec, exchange_for, is_dead
-    from worker.trigger import ManifestError, open_job_store, read_manifest, trigger
-
     if resume and not cfg.job:
         raise ValueError("Argument 'resume' needs a job name, not ''.")
     cfg.preflight()  # one-line errors before anything is uploaded
@@ -98,13 +99,43 @@ def run_job(cfg: RunConfig, *, resume: bool = False, log: Callable[[str], None] 
 
         preflight_lambda(cfg.store, cfg.lambda_function, cfg.region or None, encrypt=cfg.encrypt)
     cfg = cfg.with_job_name(time.strftime("%Y%m%d-%H%M%S"))
+    want_live = live if live is not None else log is None
+    return _open_and_run(cfg, resume, log or print, poll_s, verbose, want_live)
+
+
+def _open_and_run(cfg: RunConfig, resume: bool, log: Callable[[str], None], poll_s: float, verbose: bool,
+                  want_live: bool) -> JobResult:
+    from exchange.stores.counting import CountingStore
+    from worker.trigger import open_job_store, read_manifest
+
     store = CountingStore(open_job_store(cfg))
     t0 = time.perf_counter()
+    manifest = None
     if resume:
         manifest = read_manifest(store, cfg.job)
         keep = {name: getattr(cfg, name) for name in _RESUME_OVERRIDES}
         cfg = manifest.config.with_overrides(**keep)
-    else:
+    view = None
+    if want_live:
+        from worker.progress import LiveView
+
+        view = LiveView(cfg.workers, Path(cfg.runs_dir) / cfg.job / "logs"
+                        if cfg.launcher == "local" else None)
+        log = view.write
+    try:
+        return _run_job(cfg, resume, store, manifest, t0, log, poll_s, verbose, view)
+    finally:
+        if view is not None:
+            view.close()
+
+
+def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
+             log: Callable[[str], None], poll_s: float, verbose: bool, view: Any) -> JobResult:
+    from worker.launchers import make_launcher
+    from worker.runner import WorkerSpec, exchange_for, is_dead
+    from worker.trigger import ManifestError, read_manifest, trigger
+
+    if not resume:
         try:
             read_manifest(store, cfg.job)
         except ManifestError as err:
@@ -117,22 +148,43 @@ def run_job(cfg: RunConfig, *, resume: bool = False, log: Callable[[str], None] 
         manifest = trigger(cfg, store, log=log)
     exchange = exchange_for(cfg, store)
     start = exchange.latest_complete_round() or 0
+    out_dir = Path(cfg.runs_dir) / cfg.job
+    result = JobResult(config=cfg)
+    if resume and start >= cfg.rounds and (out_dir / "report.md").exists():
+        exchange.close()
+        log(f"job {cfg.job} already finished all {cfg.rounds} rounds; nothing to do "
+            f"(report: {out_dir / 'report.md'})")
+        result.report = out_dir / "report.md"
+        return result
     if resume:
         log(f"resuming job {cfg.job} after round {start}")
-    out_dir = Path(cfg.runs_dir) / cfg.job
-    launcher = make_launcher(cfg, log_dir=out_dir / "logs")
+    launcher = make_launcher(cfg, log_dir=out_dir / "logs", verbose=verbose)
     specs = [WorkerSpec(store=_absolute(cfg.store), job=cfg.job, worker=i, attempt=None, encrypt=cfg.encrypt,
                         key_file=cfg.key_file, key_env=cfg.key_env) for i in range(cfg.workers)]
     expected = sum(not is_dead(cfg, i) for i in range(cfg.workers))
-    result = JobResult(config=cfg)
+    timing = {"trigger (data, upload, initial model)": time.perf_counter() - t0}
     try:
-        launcher.start(specs)
-        result.rows = _follow(cfg, store, exchange, launcher, start, expected, log, poll_s)
-        result.launch = launcher.wait(timeout=0.0 if cfg.launcher == "lambda" else 60.0)
+        if start < cfg.rounds:
+            t_launch = time.perf_counter()
+            launcher.start(specs)
+            result.rows, seen = _follow(cfg, store, exchange, launcher, start, expected, log, poll_s,
+                                        view)
+            result.launch = launcher.wait(timeout=0.0 if cfg.launcher == "lambda" else 60.0)
+            if seen and result.rows:
+                first = next((row for row in result.rows if row.round == start + 1), None)
+                up = max(seen[0] - t_launch - (first.time_s if first else 0.0), 0.0)
+                timing["worker start-up (launch to the first round's start)"] = up
+                timing["rounds"] = seen[-1] - t_launch - up
+        else:  # every round is done, only the report is missing
+            from worker.report import summarize_rounds
+
+            result.rows = summarize_rounds([rec for r in range(1, cfg.rounds + 1)
+                                            for rec in _round_records(store, cfg.job, r)])
+            log(f"job {cfg.job}: all {cfg.rounds} rounds are done; writing the report")
     finally:
         launcher.stop()
         exchange.close()
-    _finish(cfg, store, manifest, result, time.perf_counter() - t0, log)
+    _finish(cfg, store, manifest, result, t0, timing, log)
     return result
 
 
@@ -154,12 +206,19 @@ def _round_records(store: Any, job: str, r: int) -> list[dict[str, Any]]:
 
 
 def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int, expected: int,
-            log: Callable[[str], None], poll_s: float) -> list[Any]:
-    """Print each round as it completes; return the round summaries (from round 1)."""
+            log: Callable[[str], None], poll_s: float, view: Any = None
+            ) -> tuple[list[Any], list[float]]:
+    """Print each round as it completes; return the round summaries (from round 1) and the
+    ``perf_counter`` times at which this driver saw each new round complete.
+
+    The report's round table is made of exactly these rows, so the loss the console
+    printed for a round is the report's.
+    """
     from worker.report import memory_warning, round_line, summarize_rounds
 
     rows = summarize_rounds([rec for r in range(1, start + 1)
                              for rec in _round_records(store, cfg.job, r)])
+    seen: list[float] = []
     r = start + 1
     seen_complete: float | None = None
     warned = False
@@ -168,8 +227,15 @@ def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int
     patience = cfg.round_timeout + cfg.grace
     deadline = time.monotonic() + patience + _COLD_START_S
     progress = -1
+    restarts = 0
     while r <= cfg.rounds:
         finished = launcher.poll()
+        if view is not None:
+            view.poll()
+        if launcher.report.restarts > restarts:
+            restarts = launcher.report.restarts
+            exits = {w: codes for w, codes in launcher.report.exits.items() if any(codes)}
+            log(f"restarted a worker (restarts so far: {restarts}; exit statuses {exits})")
         try:
             recs = _round_records(store, cfg.job, r)
             latest = exchange.latest_complete_round() or 0
@@ -186,6 +252,7 @@ def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int
         settled = latest > r or (seen_complete is not None and time.monotonic() - seen_complete > 10)
         if recs and (len(recs) >= expected or settled or finished):
             rows.extend(summarize_rounds(recs))
+            seen.append(time.perf_counter())
             log(round_line(rows[-1], cfg.rounds))
             warning = memory_warning(rows, cfg)
             if warning and not warned:
@@ -203,7 +270,7 @@ def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int
         if time.monotonic() > deadline:
             raise KofnError(stalled(cfg, store, r, recs))
         time.sleep(poll_s)
-    return rows
+    return rows, seen
 
 
 #: Seconds a first round may take on top of the round timeout: Lambda pulls the image.
@@ -234,8 +301,8 @@ def stalled(cfg: RunConfig, store: Any, r: int, recs: list[dict[str, Any]]) -> s
             f"(round_timeout + grace): {why or 'no worker is missing'}; {hint}.")
 
 
-def _finish(cfg: RunConfig, store: Any, manifest: Any, result: JobResult, wall_s: float,
-            log: Callable[[str], None]) -> None:
+def _finish(cfg: RunConfig, store: Any, manifest: Any, result: JobResult, t0: float,
+            timing: dict[str, float], log: Callable[[str], None]) -> None:
     from worker.report import write_report
     from worker.trigger import checkpoint_key, decode_state
 
@@ -245,18 +312,28 @@ def _finish(cfg: RunConfig, store: Any, manifest: Any, result: JobResult, wall_s
             break
         time.sleep(0.1)
     result.final_state = decode_state(store.get(key))
-    result.cost = _cost(cfg, store, wall_s)
-    evaluation = _evaluate(cfg, store, result.final_state, log) if cfg.evaluate else None
+    result.cost = _cost(cfg, store, time.perf_counter() - t0)
+    evaluation, per_round = None, []
+    if cfg.evaluate:
+        t_eval = time.perf_counter()
+        per_round = _ap_per_round(cfg, store, log)
+        evaluation = _evaluate(cfg, store, result.final_state, log)
+        if evaluation is not None:
+            per_round.append((cfg.rounds, float(evaluation["bbox AP@[.5:.95]"])))
+        timing["evaluation"] = time.perf_counter() - t_eval
+    timing["total"] = time.perf_counter() - t0
+    notes = []
     from worker.report import memory_warning
 
-    notes = [f"Wall time of the job (trigger included): {wall_s:.1f} s."]
     if memory_warning(result.rows, cfg):
         notes.append(memory_warning(result.rows, cfg).removeprefix("warning: "))
     if result.launch is not None and result.launch.restarts:
         notes.append(f"Workers restarted after a crash or timeout: {result.launch.restarts}.")
     result.report = write_report(Path(cfg.runs_dir) / cfg.job, cfg, result.rows, cost=result.cost,
                                  final_state=result.final_state, train_size=sum(manifest.partitions),
-                                 evaluation=evaluation, notes=notes)
+                                 evaluation=evaluation, notes=notes, ap_per_round=per_round,
+                                 timing=timing)
+    log("time: " + ", ".join(f"{k.split(' (')[0]} {v:.1f} s" for k, v in timing.items()))
     log(f"report: {result.report}")
 
 
@@ -266,21 +343,48 @@ def _cost(cfg: RunConfig, store: Any, wall_s: float) -> Any:
     return job_cost(cfg, store, store.stats, wall_s)
 
 
-def _evaluate(cfg: RunConfig, store: Any, state: dict[str, Any], log: Callable[[str], None]) -> Any:
-    """COCO box AP (and mask AP for Mask R-CNN) of the final model on the held-out split."""
+def _eval_model(cfg: RunConfig) -> Any:
     import torch
 
+    from worker.models import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_model(cfg.model, min_size=cfg.min_size, max_size=cfg.max_size)
+
+
+def _ap_per_round(cfg: RunConfig, store: Any, log: Callable[[str], None]) -> list[tuple[int, float]]:
+    """Held-out box AP of every round's checkpoint (round 0: the starting model)."""
     from worker.data import read_partition
     from worker.evaluate import evaluate
-    from worker.models import build_model, load_numpy_state
+    from worker.models import load_numpy_state
+    from worker.trigger import checkpoint_key, decode_state, holdout_key
+
+    samples = read_partition(store.get(holdout_key(cfg.job)))
+    if not samples:
+        return []
+    model, out = _eval_model(cfg), []
+    for r in range(cfg.rounds):  # the last round is the final evaluation's
+        try:
+            load_numpy_state(model, decode_state(store.get(checkpoint_key(cfg.job, r))))
+        except FileNotFoundError:
+            continue
+        out.append((r, float(evaluate(model, samples, with_loss=False).bbox_ap)))
+        log(f"evaluating round {r}/{cfg.rounds}: bbox AP@[.5:.95] {out[-1][1]:.4f}")
+    return out
+
+
+def _evaluate(cfg: RunConfig, store: Any, state: dict[str, Any], log: Callable[[str], None]) -> Any:
+    """COCO box AP (and mask AP for Mask R-CNN) of the final model on the held-out split."""
+    from worker.data import read_partition
+    from worker.evaluate import evaluate
+    from worker.models import load_numpy_state
     from worker.trigger import holdout_key
 
     samples = read_partition(store.get(holdout_key(cfg.job)))
     if not samples:
         return None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model, min_size=cfg.min_size, max_size=cfg.max_size)
+    model = _eval_model(cfg)
     load_numpy_state(model, state)
     res = evaluate(model, samples)
     out = {"bbox AP@[.5:.95]": res.bbox_ap, "bbox AP50": res.bbox_ap50}
@@ -296,7 +400,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     if args.resume:
         cfg = cfg.with_overrides(job=args.resume)
-    run_job(cfg, resume=bool(args.resume))
+    run_job(cfg, resume=bool(args.resume), verbose=args.verbose)
     return 0
 
 
@@ -314,7 +418,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--s", type=int, help="stragglers tolerated (backup, gradient)")
     p.add_argument("--t", type=int, help="colluding aggregators tolerated (secure)")
     p.add_argument("--quorum", type=int, help="contributors fixing a round (plain/mds/secure)")
-    p.add_argument("--model", help="model name (see worker.models.MODELS)")
+    p.add_argument("--model", help="model name (see worker.models.MODELS; default "
+                                   "fasterrcnn_mobilenet_v3_large_320_fpn)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="starting weights: kofn .safetensors or torchvision .pth, full model or "
+                        "backbone only; a bare name is looked up in $TORCH_HOME/hub/checkpoints")
+    p.add_argument("--min-size", type=int, dest="min_size",
+                   help="detector resize: shorter side (px)")
+    p.add_argument("--max-size", type=int, dest="max_size",
+                   help="detector resize: cap on the longer side (px)")
     p.add_argument("--rounds", type=int)
     p.add_argument("--local-iters", type=int, dest="local_iters")
     p.add_argument("--batch-size", type=int, dest="batch_size")
@@ -341,4 +453,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-restarts", type=int, dest="max_restarts")
     p.add_argument("--runs-dir", dest="runs_dir")
     p.add_argument("--resume", metavar="JOB", help="continue a killed job from its last complete round")
+    p.add_argument("--verbose", action="store_true", help="let Ray's own log lines through")
     p.set_defaults(func=_run)

@@ -70,8 +70,12 @@ class Launcher(abc.ABC):
         """Stop every worker still running."""
 
 
-def make_launcher(cfg: RunConfig, *, log_dir: str | Path | None = None) -> Launcher:
-    """The launcher ``cfg.launcher`` names, configured from ``cfg``."""
+def make_launcher(cfg: RunConfig, *, log_dir: str | Path | None = None,
+                  verbose: bool = False) -> Launcher:
+    """The launcher ``cfg.launcher`` names, configured from ``cfg``.
+
+    ``verbose`` lets Ray's own INFO/WARNING lines through (the Ray launcher only).
+    """
     if cfg.launcher == "local":
         from worker.launchers.local import LocalLauncher
 
@@ -79,7 +83,8 @@ def make_launcher(cfg: RunConfig, *, log_dir: str | Path | None = None) -> Launc
     if cfg.launcher == "ray":
         from worker.launchers.ray_launcher import RayLauncher
 
-        return RayLauncher(address=cfg.ray_address, num_cpus=cfg.ray_cpus, max_restarts=cfg.max_restarts)
+        return RayLauncher(address=cfg.ray_address, num_cpus=cfg.ray_cpus,
+                           max_restarts=cfg.max_restarts, verbose=verbose)
     from worker.launchers.aws_lambda import LambdaLauncher
 
     return LambdaLauncher(function=cfg.lambda_function, region=cfg.region)
