@@ -25,7 +25,8 @@ def test_watchable_run_then_resume_of_the_finished_job_changes_nothing(tmp_path,
     console = {int(m.group(1)): m.group(2) for line in lines
                if (m := re.match(r"round (\d+)/2  loss (\S+)", line))}
     report = (tmp_path / "runs" / "watch" / "report.md").read_text()
-    table = {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \| (\S+) \|", report, re.M)}
+    rounds = report.split("## Rounds", 1)[1].split("\n## ", 1)[0]
+    table = {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \| (\S+) \|", rounds, re.M)}
     assert console == table and set(console) == {1, 2}
     assert "## Time" in report and "worker start-up" in report and "| evaluation |" in report
     assert any(line.startswith("time: ") and "total" in line for line in lines)
