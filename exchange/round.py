@@ -28,9 +28,10 @@ first aggregator that sees ``quorum`` done markers (``n``; ``n - s`` for ``backu
 any ``n - s`` contributors give the exact total, so each aggregator uses the first
 ``n - s`` it sees and no consensus is needed.
 
-Waiting is listing with exponential backoff (``poll_min_s`` doubling up to
-``poll_max_s``, back to ``poll_min_s`` whenever a listing shows something new) under a
-per-phase deadline; a missed deadline raises
+Waiting is looking up the exact keys expected (:class:`exchange.wait.KeyProbe`: one
+HEAD per look, never a LIST in steady state) with exponential backoff (``poll_min_s``
+doubling up to ``poll_max_s``, back to ``poll_min_s`` whenever a look finds something new)
+under a per-phase deadline; a missed deadline raises
 :class:`~exchange.errors.RoundTimeoutError` naming what was missing. A shard that fails its
 checks (:class:`~exchange.errors.CorruptShardError`) is an erasure: a corrupt contribution
 disqualifies the aggregators that need it, a corrupt merged shard is deleted and
@@ -56,6 +57,7 @@ from exchange.reduce import coded_reduce, decode_aggregate, encode_update
 from exchange.round_types import RoundConfig, RoundResult, RoundStats, _Meter
 from exchange.shards import Shard, ShardHeader, ShardWriter, pack_shard, unpack_shard
 from exchange.stores.base import Store
+from exchange.wait import KeyProbe
 
 __all__ = ["RoundConfig", "RoundStats", "RoundResult", "Exchange"]
 
@@ -214,23 +216,43 @@ class Exchange:
                 time.sleep(min(delay, deadline - now))
             delay = min(2 * delay, self.config.poll_max_s)
 
-    def _done_workers(self, meter: _Meter, r: int) -> list[int]:
+    def _done_probe(self, meter: _Meter, r: int) -> KeyProbe:
+        """A probe of round ``r``'s ``done/{w}`` markers, in worker order."""
+        rp = self.round_prefix(r)
+        return KeyProbe.heads([(w, f"{rp}done/{w}") for w in range(self.code.n)], meter.exists)
+
+    def _done_workers(self, meter: _Meter, r: int, done: KeyProbe | None = None) -> list[int]:
+        """The workers whose done markers exist: looked up with ``done``, else listed (recovery)."""
+        if done is not None:
+            done.look()
+            return sorted(done.found)  # type: ignore[arg-type]
         prefix = self.round_prefix(r) + "done/"
         return sorted(int(key[len(prefix):]) for key in meter.list(prefix)
                       if key[len(prefix):].isdigit())
 
     def _members(self, meter: _Meter, r: int, *, wait: bool = True,
-                 on_seen: Callable[[list[int]], None] | None = None) -> tuple[int, ...] | None:
+                 on_seen: Callable[[list[int]], None] | None = None,
+                 done: KeyProbe | None = None) -> tuple[int, ...] | None:
         """The agreed contributor set of round ``r`` (member modes), writing it if first.
 
-        ``on_seen`` is called with the done workers of every listing (for prefetching).
+        ``on_seen`` is called with the done workers of every look (for prefetching).
         """
         key = self.round_prefix(r) + "members"
         quorum = int(self.config.quorum)  # type: ignore[arg-type]
         seen: list[int] = []
+        # Waiting: look the done markers up one by one. A one-off look (a takeover) reads
+        # the agreed set if there is one, else lists the markers once (recovery).
+        if wait and done is None:
+            done = self._done_probe(meter, r)
 
         def probe() -> tuple[int, ...] | None:
-            seen[:] = self._done_workers(meter, r)
+            if not wait:
+                try:
+                    return unpack_shard(meter.get(key), key=key,
+                                        expect=self._expect("members", r)).header.contributors
+                except FileNotFoundError:
+                    pass
+            seen[:] = self._done_workers(meter, r, done)
             if on_seen is not None:
                 on_seen(seen)
             if len(seen) < quorum:
@@ -360,9 +382,10 @@ class Exchange:
         good: dict[int, Shard] = {}
         bad: set[int] = set()
         seen: list[int] = []
+        done = self._done_probe(meter, r) if wait else None
 
         def probe():
-            seen[:] = self._done_workers(meter, r)
+            seen[:] = self._done_workers(meter, r, done)
             fresh = [w for w in seen if w not in good and w not in bad][: need - len(good)]
             if len(good) + len(fresh) < need:
                 return None
@@ -436,21 +459,25 @@ class Exchange:
     def _collect_probe(self, meter: _Meter, r: int, state: _CollectState):
         rp = self.round_prefix(r)
         prefix = rp + "merged/"
-        listed = [int(k[len(prefix):]) for k in meter.list(prefix) if k[len(prefix):].isdigit()]
-        fresh = sorted(j for j in listed if j not in state.have)
+        if state.merged is None:  # the GET that finds a merged shard is the one that reads it
+            def fetch(j: int, key: str) -> Shard | Exception | None:
+                with meter.timed("download"):
+                    item = self._read_shard(meter, key, self._expect("merged", r, index=j))
+                return None if isinstance(item, FileNotFoundError) else item
+            state.merged = KeyProbe([(j, f"{prefix}{j}") for j in range(self.code.n)], fetch)
+        # read no more than needed; low (systematic) indices decode cheapest
         short = self._merged_needed - len(state.have)
-        if short > 0:  # read no more than needed; low (systematic) indices decode cheapest
-            fresh = fresh[:short]
-        if fresh:
-            keys = [f"{prefix}{j}" for j in fresh]
-            items = self._fetch(meter, keys, [self._expect("merged", r, index=j) for j in fresh])
-            for j, key, item in zip(fresh, keys, items, strict=True):
-                if isinstance(item, Shard):
-                    state.have[j] = item
-                elif isinstance(item, (CorruptShardError, DecryptionError)):
-                    log.warning("round %d: %s; deleting it for recomputation", r, item)
-                    self.store.delete([key])
-                    state.repair.add(j)
+        fresh = state.merged.look(want=short if short > 0 else None, skip=sorted(state.have))
+        for j in fresh:
+            item = state.merged.found[j]
+            if isinstance(item, Shard):
+                state.have[j] = item
+                continue
+            state.merged.forget(j)  # look for it again (rewritten, or recomputed here)
+            if isinstance(item, (CorruptShardError, DecryptionError)):
+                log.warning("round %d: %s; deleting it for recomputation", r, item)
+                self.store.delete([f"{prefix}{j}"])
+                state.repair.add(j)
         group = self._best_group(state.have)
         if group is not None:
             return group
@@ -489,9 +516,8 @@ class Exchange:
         if keep <= 0 or state.have or now - state.behind_checked < 1.0:
             return
         state.behind_checked = now
-        latest = self.latest_complete_round()
-        if latest is not None and latest >= r + keep:
-            raise RoundBehindError(r, latest)
+        if self.is_complete(r + keep):  # rounds complete in order: one HEAD, no LIST
+            raise RoundBehindError(r, self.latest_complete_round() or r + keep)
 
     def _maybe_take_over(self, meter: _Meter, r: int, state: _CollectState) -> None:
         overdue = time.monotonic() - state.start >= self.config.takeover_after_s
@@ -520,6 +546,10 @@ class Exchange:
         """Rounds some party has decoded, ascending (from the ``complete/`` markers)."""
         prefix = self._base + "complete/r"
         return sorted(int(k[len(prefix):]) for k in self.store.list(prefix) if k[len(prefix):].isdigit())
+
+    def is_complete(self, r: int) -> bool:
+        """Whether some party decoded round ``r`` (one HEAD of its ``complete`` marker)."""
+        return self.store.exists(self._complete_key(self._check_round(r)))
 
     def latest_complete_round(self) -> int | None:
         """The newest decoded round, where a restarted worker resumes; ``None`` if none."""
@@ -573,3 +603,4 @@ class _CollectState:
     repair: set[int] = dataclasses.field(default_factory=set)
     takeovers: int = 0
     behind_checked: float = 0.0
+    merged: KeyProbe | None = None

@@ -200,6 +200,11 @@ class _Meter:
         self._add(lists=1)
         return self.store.list(prefix)
 
+    def exists(self, key: str) -> bool:
+        """A HEAD request (counted with the GETs: S3 prices them alike)."""
+        self._add(gets=1)
+        return self.store.exists(key)
+
     def timed(self, phase: str) -> _Timer:
         return _Timer(self, phase + "_s")
 

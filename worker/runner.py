@@ -470,6 +470,8 @@ def run_worker(
 
 def _catch_up(w: _Worker, store: Store, job: str, r: int) -> int | None:
     """The newest complete round with a checkpoint, if round ``r`` is already behind it."""
+    if not w.exchange.is_complete(r):  # one HEAD; the LIST below only when behind
+        return None
     done = w.exchange.latest_complete_round() or 0
     if done < r:
         return None

@@ -293,12 +293,13 @@ def test_request_counts_and_bytes_match_the_formulas(tmp_path):
         for w in range(N):
             assert (pub[w].puts, pub[w].gets, pub[w].lists) == (N + 1, 0, 0)
             assert N * m <= pub[w].bytes_up <= N * (m + header) + header
-            assert (agg[w].puts, agg[w].lists) == (2, 1)
-            assert agg[w].gets == c + (0 if w == 0 else 1)  # w=0 wrote members; others read it
+            # waiting LISTs nothing: one HEAD per done marker (all N found in one look)
+            assert (agg[w].puts, agg[w].lists) == (2, 0)
+            assert agg[w].gets == N + c + (0 if w == 0 else 1)  # w=0 wrote members; others read it
             assert c * m <= agg[w].bytes_down <= c * (m + header) + header
             assert m <= agg[w].bytes_up <= m + 2 * header
             g = spec.merged_needed if spec.mode == "mds" else N
-            assert (col[w].puts, col[w].gets, col[w].lists) == (1, g, 1)
+            assert (col[w].puts, col[w].gets, col[w].lists) == (1, g, 0)  # the GETs that find them
             assert g * m <= col[w].bytes_down <= g * (m + header)
         assert store.stats.puts == N * (N + 1) + 2 * N + N
 

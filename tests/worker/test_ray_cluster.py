@@ -100,12 +100,19 @@ def run(tmp_path_factory):
         block = text.split("Active:", 1)[1].split("Pending:", 1)[0] if "Active:" in text else ""
         return sum(1 for line in block.splitlines() if "node_" in line)
 
-    procs = [_node(["--head", f"--port={PORT}", "--node-ip-address=127.0.0.2", "--num-cpus=1",
-                    '--resources={"kofn_head": 1}', "--include-dashboard=false",
-                    f"--temp-dir={temp}", *_ports(PORT + 10100)], logs / "head.log", env)]
+    procs: list[subprocess.Popen] = []
     try:
-        assert _wait(lambda: alive() >= 1, procs[0], 180), (logs / "head.log").read_text()[-3000:]
-        for attempt in range(3):  # a loaded machine can miss the raylet's agent deadline
+        for attempt in range(3):  # a loaded machine can miss Ray's start-up deadlines
+            head = logs / f"head-{attempt}.log"
+            procs.append(_node(["--head", f"--port={PORT}", "--node-ip-address=127.0.0.2",
+                                "--num-cpus=1", '--resources={"kofn_head": 1}',
+                                "--include-dashboard=false", f"--temp-dir={temp}",
+                                *_ports(PORT + 10100)], head, env))
+            if _wait(lambda: alive() >= 1, procs[-1], 180):
+                break
+            _stop(procs[-1:], temp)
+        assert alive() >= 1, head.read_text()[-3000:]
+        for attempt in range(3):
             log = logs / f"node2-{attempt}.log"
             procs.append(_node([f"--address={address}", "--node-ip-address=127.0.0.3",
                                 "--num-cpus=1", '--resources={"kofn_node2": 1}',

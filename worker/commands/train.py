@@ -205,6 +205,26 @@ def _round_records(store: Any, job: str, r: int) -> list[dict[str, Any]]:
     return out
 
 
+class _RoundWatch:
+    """Round ``r``'s statistics records, each GET by its exact key (no LIST)."""
+
+    def __init__(self, store: Any, job: str, r: int, workers: int):
+        from exchange.wait import KeyProbe
+        from worker.trigger import stats_key
+
+        def fetch(_w: int, key: str) -> dict[str, Any] | None:
+            try:
+                return json.loads(store.get(key))
+            except (FileNotFoundError, ValueError):
+                return None
+
+        self.probe = KeyProbe([(w, stats_key(job, r, w)) for w in range(workers)], fetch)
+
+    def records(self) -> list[dict[str, Any]]:
+        self.probe.look()
+        return list(self.probe.found.values())
+
+
 def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int, expected: int,
             log: Callable[[str], None], poll_s: float, view: Any = None
             ) -> tuple[list[Any], list[float]]:
@@ -228,6 +248,8 @@ def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int
     deadline = time.monotonic() + patience + _COLD_START_S
     progress = -1
     restarts = 0
+    watch = _RoundWatch(store, cfg.job, r, cfg.workers)
+    delay = poll_s
     while r <= cfg.rounds:
         finished = launcher.poll()
         if view is not None:
@@ -237,8 +259,10 @@ def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int
             exits = {w: codes for w, codes in launcher.report.exits.items() if any(codes)}
             log(f"restarted a worker (restarts so far: {restarts}; exit statuses {exits})")
         try:
-            recs = _round_records(store, cfg.job, r)
-            latest = exchange.latest_complete_round() or 0
+            recs = watch.records()
+            latest = r if exchange.is_complete(r) else r - 1
+            if latest >= r and r < cfg.rounds and exchange.is_complete(r + 1):
+                latest = r + 1
         except (ConnectionError, TimeoutError) as err:
             # The driver's own store trouble is no reason to stop healthy workers: keep
             # following until the round deadline, which the workers share.
@@ -258,18 +282,21 @@ def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int
             if warning and not warned:
                 log(warning)
                 warned = True
-            r, seen_complete, progress = r + 1, None, -1
+            r, seen_complete, progress, delay = r + 1, None, -1, poll_s
+            watch = _RoundWatch(store, cfg.job, r, cfg.workers)
             deadline = time.monotonic() + patience
             continue
         if len(recs) + latest != progress:
             progress, deadline = len(recs) + latest, time.monotonic() + patience
+            delay = poll_s
         if finished:
             codes = launcher.report.exits
             raise KofnError(f"Job {cfg.job!r}: every worker exited before round {r} completed "
                             f"(exit statuses {dict(codes)}); see {cfg.runs_dir}/{cfg.job}/logs/.")
         if time.monotonic() > deadline:
             raise KofnError(stalled(cfg, store, r, recs))
-        time.sleep(poll_s)
+        time.sleep(delay)  # backoff: a quiet store is looked at less and less often
+        delay = min(2 * delay, max(poll_s, 2.0))
     return rows, seen
 
 
