@@ -18,10 +18,12 @@ in a worker's log are echoed to the console as they appear.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -121,6 +123,7 @@ class LiveView:
             w: _Tail(Path(log_dir) / f"worker-{w}.log") for w in range(workers)}
         self._last_out = self.t0
         self._last_status = ""
+        self._lock = threading.Lock()
         self._bars: dict[int, Any] = {}
         if self.tty:
             from tqdm import tqdm
@@ -133,13 +136,37 @@ class LiveView:
 
     def write(self, line: str) -> None:
         """A line of the driver's (round lines, evaluation), printed above the bars."""
-        if self._bars:
-            from tqdm import tqdm
+        with self._lock:
+            if self._bars:
+                from tqdm import tqdm
 
-            tqdm.write(line, file=self.out)
-        else:
-            print(line, file=self.out, flush=True)
-        self._last_out = self.clock()
+                tqdm.write(line, file=self.out)
+            else:
+                print(line, file=self.out, flush=True)
+            self._last_out = self.clock()
+
+    @contextlib.contextmanager
+    def keepalive(self, what: str) -> Iterator[None]:
+        """While the driver itself works (trigger, evaluation), say so every ``heartbeat_s``.
+
+        A background thread prints ``[t s] still WHAT`` whenever nothing was printed for
+        ``heartbeat_s`` seconds, so a long model build or evaluation is never silent.
+        """
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(min(self.heartbeat_s / 5, 1.0)):
+                now = self.clock()
+                if now - self._last_out >= self.heartbeat_s:
+                    self.write(f"  [{now - self.t0:6.1f} s] still {what}")
+
+        thread = threading.Thread(target=beat, daemon=True, name="kofn-keepalive")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def poll(self) -> None:
         """Read what the workers logged since the last call and redraw."""

@@ -54,3 +54,13 @@ def test_tty_bars_draw_phases(tmp_path):
     view.write("round 1/2  loss 1.0")
     view.close()
     assert "uploading" in out.getvalue() and "round 1/2  loss 1.0" in out.getvalue()
+
+
+def test_keepalive_speaks_while_the_driver_works(tmp_path):
+    import time
+
+    out = io.StringIO()
+    view = LiveView(1, None, out=out, tty=False, heartbeat_s=0.2)
+    with view.keepalive("building the model"):
+        time.sleep(1.0)  # liveness only: some lines appear, none are asserted on timing
+    assert "still building the model" in out.getvalue()

@@ -145,7 +145,8 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
             raise KofnError(f"Job {cfg.job!r} already exists in {cfg.store}; use --resume {cfg.job}.")
         log(f"job {cfg.job}: {cfg.model}, {cfg.workers} workers, mode {cfg.mode} (k={cfg.k}), "
             f"{cfg.rounds} rounds, launcher {cfg.launcher}, store {cfg.store}")
-        manifest = trigger(cfg, store, log=log)
+        with _keepalive(view, "preparing the job (data, upload, initial model)"):
+            manifest = trigger(cfg, store, log=log)
     exchange = exchange_for(cfg, store)
     start = exchange.latest_complete_round() or 0
     out_dir = Path(cfg.runs_dir) / cfg.job
@@ -169,7 +170,8 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
             launcher.start(specs)
             result.rows, seen = _follow(cfg, store, exchange, launcher, start, expected, log, poll_s,
                                         view)
-            result.launch = launcher.wait(timeout=0.0 if cfg.launcher == "lambda" else 60.0)
+            with _keepalive(view, "waiting for the workers to exit"):
+                result.launch = launcher.wait(timeout=0.0 if cfg.launcher == "lambda" else 60.0)
             if seen and result.rows:
                 first = next((row for row in result.rows if row.round == start + 1), None)
                 up = max(seen[0] - t_launch - (first.time_s if first else 0.0), 0.0)
@@ -184,8 +186,16 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
     finally:
         launcher.stop()
         exchange.close()
-    _finish(cfg, store, manifest, result, t0, timing, log)
+    with _keepalive(view, "evaluating and writing the report"):
+        _finish(cfg, store, manifest, result, t0, timing, log)
     return result
+
+
+def _keepalive(view: Any, what: str) -> Any:
+    """The live view's keep-alive while the driver works, or nothing without a view."""
+    import contextlib
+
+    return contextlib.nullcontext() if view is None else view.keepalive(what)
 
 
 def _absolute(store: str) -> str:
