@@ -1,7 +1,6 @@
 """A user's MLP on scikit-learn's digits, 5 kofn workers: MDS k=4, worker 1 slow by 2 s a round."""
 
-import sys
-import tempfile
+import copy
 import threading
 import time
 
@@ -12,15 +11,16 @@ import kofn
 
 X, y = load_digits(return_X_y=True)
 X, y = torch.tensor(X / 16, dtype=torch.float32), torch.tensor(y)
-ROUNDS, store = int(sys.argv[1]) if len(sys.argv) > 1 else 30, kofn.LocalStore(tempfile.mkdtemp())
+ROUNDS, store, job = 30, kofn.LocalStore("runs/store"), f"digits-{time.time_ns()}"
 code = kofn.make_code("mds", 5, k=4)  # any 4 of the 5 merged shards decode
+torch.manual_seed(0)
+initial = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
 
 
 def worker(i: int) -> None:
-    torch.manual_seed(0)  # every worker starts from the same model
-    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    model = copy.deepcopy(initial)  # every worker starts from the same model
     opt, part = torch.optim.SGD(model.parameters(), lr=0.3), slice(300 * i, 300 * (i + 1))
-    with kofn.AllReduce(store, code, worker=i, job="digits", quorum=4) as session:
+    with kofn.AllReduce(store, code, worker=i, job=job, quorum=4) as session:
         while session.round < ROUNDS:  # a late worker's call may cover several rounds
             before = kofn.to_numpy(model)
             for _ in range(5):

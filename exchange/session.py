@@ -57,7 +57,9 @@ class AllReduceResult:
     layout : TensorLayout or None
         The tensors' layout, if the update was a dict.
     contributors : tuple of int
-        Workers whose updates the (last) round's mean covers; empty after a catch-up.
+        Workers whose updates the round's mean covers; empty after a catch-up.
+    aggregators : tuple of int
+        Aggregators whose merged shards were decoded; empty after a catch-up.
     caught_up : bool
         Whether this worker was behind and skipped to the newest complete round.
     stats : RoundStats
@@ -68,6 +70,7 @@ class AllReduceResult:
     mean: np.ndarray
     layout: TensorLayout | None
     contributors: tuple[int, ...]
+    aggregators: tuple[int, ...]
     caught_up: bool
     stats: RoundStats
 
@@ -93,12 +96,15 @@ class AllReduce:
     quorum : int, optional
         Done markers that fix a round's members (see :class:`~exchange.round.RoundConfig`);
         ``n - 1`` lets the fast workers close rounds without one straggler.
-    deadline_s, takeover_after_s, keep_rounds, threads, prefix :
+    deadline_s, takeover_after_s, keep_rounds, threads, prefix, poll_min_s, poll_max_s :
         As in :class:`~exchange.round.RoundConfig`.
+    first_round : int, optional
+        The number of the first round (the training runtime counts from 1; round 0 is
+        its initial model).
 
     Notes
     -----
-    Rounds count from 0. A worker that starts after others have run rounds catches up on
+    Rounds count from ``first_round``. A worker that starts after others have run rounds catches up on
     its first call. Close the session (or use it as a context manager) to finish the
     aggregation duty still running.
     """
@@ -106,7 +112,7 @@ class AllReduce:
     def __init__(self, store: Store, code: Code, *, worker: int, job: str = "allreduce",
                  quorum: int | None = None, deadline_s: float = 120.0, takeover_after_s: float = 0.5,
                  keep_rounds: int = 2, threads: int = 4, prefix: str = "kofn",
-                 poll_min_s: float = 0.002, poll_max_s: float = 0.05):
+                 poll_min_s: float = 0.002, poll_max_s: float = 0.05, first_round: int = 0):
         config = RoundConfig(job=job, code=code, prefix=prefix, deadline_s=deadline_s,
                              takeover_after_s=takeover_after_s, keep_rounds=keep_rounds,
                              threads=threads, quorum=quorum, poll_min_s=poll_min_s,
@@ -114,7 +120,7 @@ class AllReduce:
         self.worker = check_int("worker", worker, low=0, high=code.n - 1, high_name="n-1")
         self.exchange = Exchange(store, config)
         self.store, self.code, self.config = store, code, config
-        self.round = 0
+        self.round = check_int("first_round", first_round, low=0)
         self._total: np.ndarray | None = None  # sum of every mean returned so far
         self._duty = cf.ThreadPoolExecutor(1, thread_name_prefix=f"kofn-duty-{self.worker}")
         self._pending: cf.Future | None = None
@@ -150,7 +156,8 @@ class AllReduce:
         if result.completed:  # this worker closed the round: it records the running total
             self._put_total(r)
         self.round = r + 1
-        return AllReduceResult((r,), mean, layout, result.contributors, False, stats + result.stats)
+        return AllReduceResult((r,), mean, layout, result.contributors, result.aggregators, False,
+                               stats + result.stats)
 
     def close(self) -> None:
         """Finish the aggregation duty still running, then release the exchange."""
@@ -223,4 +230,4 @@ class AllReduce:
         self._total = total.copy()
         log.info("worker %d is behind: caught up over rounds %d..%d", self.worker, r, q)
         self.round = q + 1
-        return AllReduceResult(tuple(range(r, q + 1)), missed, layout, (), True, stats)
+        return AllReduceResult(tuple(range(r, q + 1)), missed, layout, (), (), True, stats)

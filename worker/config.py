@@ -25,6 +25,7 @@ from coding.errors import KofnError
 
 __all__ = [
     "MODES",
+    "SECTIONS",
     "LAUNCHERS",
     "STRAGGLE_KINDS",
     "ConfigError",
@@ -226,6 +227,12 @@ class RunConfig:
         Starting weights: a kofn safetensors or torchvision ``.pth`` file, full model or
         backbone only; a bare file name is looked up in ``$TORCH_HOME/hub/checkpoints``
         (:mod:`worker.weights`). ``None``: the seeded random initialisation.
+    task : str or None
+        A user's training task, ``"pkg.module:factory"`` (:mod:`worker.tasks`); it brings
+        its own model, data, loss and evaluation, and ``model``/``data`` are then unused.
+    device : str
+        Where a task trains: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when
+        torch sees a GPU).
     min_size, max_size : int or None
         Override the detection model's internal resize (shorter side, longer-side cap).
     rounds, local_iters, batch_size : int
@@ -285,6 +292,8 @@ class RunConfig:
     quorum: int | None = None
     model: str = "fasterrcnn_mobilenet_v3_large_320_fpn"  # worker.models.DEFAULT_MODEL
     weights: str | None = None
+    task: str | None = None
+    device: str = "cpu"
     min_size: int | None = None
     max_size: int | None = None
     rounds: int = 5
@@ -335,6 +344,10 @@ class RunConfig:
         if self.k is not None:
             check_int("k", self.k, low=1, high=n, high_name="n")
         check_int("t", self.t, low=0)
+        if self.task is not None and (not isinstance(self.task, str) or self.task.count(":") != 1):
+            raise ConfigError(f"Argument 'task' must be 'pkg.module:factory', not {self.task!r}.")
+        if not isinstance(self.device, str) or not re.match(r"^(cpu|auto|cuda(:\d+)?|mps)$", self.device):
+            raise ConfigError(f"Argument 'device' must be cpu, cuda, cuda:N, mps or auto, not {self.device!r}.")
         self._check_numbers()
         code = self.code_spec()  # the code's own checks (k, s, t, field size, fixed point)
         object.__setattr__(self, "k", code.merged_needed)
@@ -409,8 +422,10 @@ class RunConfig:
         return cls(**flat)
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> RunConfig:
-        """Load a TOML file, then apply ``overrides`` (``None`` values are skipped)."""
+    def from_toml(cls, path: str | os.PathLike[str], *, unset: tuple[str, ...] = (),
+                  **overrides: Any) -> RunConfig:
+        """Load a TOML file, drop the settings named in ``unset`` (back to their defaults),
+        then apply ``overrides`` (``None`` values are skipped)."""
         path = Path(path)
         try:
             with open(path, "rb") as f:
@@ -420,6 +435,10 @@ class RunConfig:
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"Config file {str(path)!r} is not valid TOML: {err}.") from None
         merged = _flatten_sections(data, str(path))
+        for name in unset:
+            if name not in cls.field_names():
+                raise ConfigError(f"Unknown setting {name!r} to unset.")
+            merged.pop(name, None)
         merged.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_mapping(merged, source=str(path))
 
@@ -450,9 +469,28 @@ class RunConfig:
         """Return a copy with ``job`` set to ``{model}-{mode}-{stamp}`` if it is empty."""
         if self.job:
             return self
-        return dataclasses.replace(self, job=f"{self.model}-{self.mode}-{stamp}")
+        what = self.model if self.task is None else re.sub(r"[^A-Za-z0-9._-]", "-", self.task)[-40:]
+        return dataclasses.replace(self, job=f"{what}-{self.mode}-{stamp}")
 
     # -- serialisation -----------------------------------------------------------------
+
+    def to_toml(self) -> str:
+        """The settings as TOML, grouped in the sections of :data:`SECTIONS` (unset ones
+        as comments); :meth:`from_toml` reads it back to an equal config."""
+        by_section: dict[str, list[str]] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "straggle":
+                continue
+            value = getattr(self, f.name)
+            line = f"# {f.name} unset" if value is None else f"{f.name} = {_toml_value(value)}"
+            by_section.setdefault(SECTIONS.get(f.name, ""), []).append(line)
+        out = by_section.pop("", [])
+        for section, lines in by_section.items():
+            out += ["", f"[{section}]", *lines]
+        for rule in self.straggle:
+            out += ["", "[[straggle]]"] + [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(rule).items()
+                                           if v is not None]
+        return "\n".join(out) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``straggle`` as a list of dicts); inverse of :meth:`from_dict`."""
@@ -479,8 +517,12 @@ class RunConfig:
         exchange.errors.KeyFileError or PermissionError
             Unreadable or malformed key.
         """
+        if self.task is not None:
+            from worker.tasks import load_task
+
+            load_task(self.task)
         known = known_models()
-        if self.model not in known:
+        if self.task is None and self.model not in known:
             raise ConfigError(f"Argument 'model' must be one of {', '.join(known)}, not {self.model!r}.")
         if self.data is not None and not Path(self.data).expanduser().exists():
             raise FileNotFoundError(f"Data path {self.data!r} does not exist.")
@@ -505,6 +547,29 @@ class RunConfig:
         if self.key_env == "KOFN_KEY":
             return Keyring.from_env()
         return Keyring.from_env({"KOFN_KEY": os.environ.get(self.key_env, "")})
+
+
+#: The TOML section each setting is printed in (any section name is accepted on reading).
+SECTIONS: dict[str, str] = {
+    **dict.fromkeys(("mode", "k", "s", "t", "p", "quorum"), "code"),
+    **dict.fromkeys(("task", "model", "min_size", "max_size", "rounds", "local_iters", "batch_size",
+                     "lr", "momentum", "weight_decay", "seed", "device", "evaluate"), "train"),
+    **dict.fromkeys(("data", "synth_images", "image_size", "holdout"), "data"),
+    **dict.fromkeys(("store", "encrypt", "key_file", "key_env"), "store"),
+    **dict.fromkeys(("launcher", "ray_address", "ray_cpus", "round_timeout", "grace", "max_restarts",
+                     "lambda_function", "region", "runs_dir"), "launcher"),
+    **dict.fromkeys(("lambda_memory_mb", "lambda_ephemeral_mb", "ec2_instance"), "cost"),
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    import json
+
+    return json.dumps(str(value))  # a TOML basic string
 
 
 def known_models() -> tuple[str, ...]:

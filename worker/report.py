@@ -284,11 +284,11 @@ def write_report(
     if final_state is not None:
         from worker.models import save_model
 
-        save_model(final_state, out / "model.safetensors", cfg.model, min_size=cfg.min_size,
+        save_model(final_state, out / "model.safetensors", cfg.task or cfg.model, min_size=cfg.min_size,
                    max_size=cfg.max_size, job=cfg.job)
     (out / "rounds.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
     lines = [f"# kofn training run `{cfg.job}`", "",
-             f"{cfg.model}, {cfg.workers} workers, mode `{cfg.mode}` (k={cfg.k}, s={cfg.s}"
+             f"{cfg.task or cfg.model}, {cfg.workers} workers, mode `{cfg.mode}` (k={cfg.k}, s={cfg.s}"
              f"{f', t={cfg.t}' if hasattr(cfg.code_spec(), 't') else ''}), "
              f"{cfg.rounds} rounds of {cfg.local_iters} local steps (batch {cfg.batch_size}, lr {cfg.lr}), "
              f"launcher `{cfg.launcher}`, store `{cfg.store}`"

@@ -427,6 +427,11 @@ def run_worker(
         if is_dead(cfg, spec.worker):
             outcome = "dead"
             return records
+        if cfg.task is not None:  # a user's task: the session's loop (worker/tasks/runtime.py)
+            from worker.tasks.runtime import run_task_worker
+
+            records.extend(run_task_worker(spec, counting, manifest, attempt))
+            return records
         log.info(phase_line(0, cfg.rounds, "starting", detail=f"attempt {attempt}: reading "
                             f"partitions {list(manifest.assignment[spec.worker])}, building {cfg.model}"))
         w = _Worker(spec, counting, manifest, attempt)

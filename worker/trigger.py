@@ -276,6 +276,12 @@ def trigger(
     except ManifestError as err:
         if "no manifest" not in str(err):
             raise
+    if cfg.task is not None:  # a task brings its own data and model: only the manifest
+        manifest = JobManifest(job=cfg.job, config=cfg, partitions=tuple(0 for _ in range(cfg.workers)),
+                               holdout=0, assignment=assignments(cfg), created=time.time())
+        store.put(manifest_key(cfg.job), manifest.to_bytes())
+        say(f"task {cfg.task}: wrote the manifest under {cfg.job}/ (each worker loads its own data)")
+        return manifest
     from worker.data import serialize_partition, split_indices, train_holdout_split
 
     if samples is None:

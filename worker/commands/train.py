@@ -12,8 +12,11 @@ workers rejoin at the latest complete round, and nothing already done is redone.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
+import tomllib
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import Any
 
 from coding.errors import KofnError
 from exchange.codes import code_names
-from worker.config import RunConfig, parse_straggle
+from worker.config import ConfigError, RunConfig, parse_straggle
 
 __all__ = ["JobResult", "register", "run_job"]
 
@@ -42,27 +45,89 @@ class JobResult:
     cost: Any = None
 
 
+# Help for the generated flags (a setting without an entry still gets its flag).
+_HELP = {
+    "job": "job name (default: MODEL-MODE-TIMESTAMP)",
+    "store": "a path, file:///ABS/PATH or s3://BUCKET[/PREFIX]",
+    "workers": "number of workers n",
+    "mode": "the exchange code (see exchange.codes)",
+    "k": "merged shards needed to decode (any k of n)",
+    "s": "stragglers tolerated (backup, gradient)",
+    "t": "colluding aggregators tolerated (secure)",
+    "quorum": "contributors fixing a round (default n; fixed at n-s where the code says so)",
+    "model": "model name (see worker.models.MODELS)",
+    "task": "a training task of your own, PKG.MODULE:FACTORY (see worker.tasks.TrainingTask)",
+    "device": "where a task trains: cpu, cuda, cuda:N or auto",
+    "data": "PennFudanPed-layout folder (default: synthetic images)",
+    "key_file": "encryption key file (else $KOFN_KEY)",
+    "encrypt": "encrypt every stored object (--no-encrypt: in the clear)",
+    "evaluate": "evaluate the final model (--no-evaluate: skip it)",
+    "straggle": "e.g. worker=1,delay=2.0 | shiftexp:shift=0.5,rate=2 | crash:p=0.1 | dead:worker=2 "
+                "(repeatable)",
+    "grace": "seconds before taking over a missing aggregator",
+    "weights": "starting weights: kofn .safetensors or torchvision .pth, full model or backbone "
+               "only; a bare name is looked up in $TORCH_HOME/hub/checkpoints",
+    "min_size": "detector resize: shorter side (px)",
+    "max_size": "detector resize: cap on the longer side (px)",
+}
+
+
+def _choices(name: str) -> tuple[str, ...] | None:
+    if name == "mode":
+        return code_names()
+    if name == "launcher":
+        from worker.config import LAUNCHERS
+
+        return LAUNCHERS
+    return None
+
+
+def add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per :class:`RunConfig` field (``--local-iters`` for ``local_iters``), typed
+    from its annotation, with choices from the registries; booleans get ``--no-X`` too."""
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        flag, hint = "--" + f.name.replace("_", "-"), hints[f.name]
+        base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+        kw: dict[str, Any] = {"dest": f.name, "default": None, "help": _HELP.get(f.name)}
+        if f.name == "straggle":
+            p.add_argument(flag, action="append", metavar="RULE", **kw)
+        elif base is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        else:
+            p.add_argument(flag, type=base if base in (int, float) else str, choices=_choices(f.name), **kw)
+
+
+def _toml_scalar(text: str) -> Any:
+    """A ``--set`` value as TOML reads it (``3``, ``0.5``, ``true``, ``"x"``), else the text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("job", "store", "workers", "mode", "k", "s", "t", "quorum", "model", "rounds",
-             "local_iters", "batch_size", "lr", "momentum", "weight_decay", "data", "seed",
-             "key_file", "launcher", "ray_address", "ray_cpus", "runs_dir", "synth_images",
-             "image_size", "grace", "round_timeout", "max_restarts", "lambda_function", "region",
-             "weights", "min_size", "max_size")
-    out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    if args.straggle:
-        out["straggle"] = parse_straggle(";".join(args.straggle))
-    if args.no_encrypt:
-        out["encrypt"] = False
-    if args.no_evaluate:
-        out["evaluate"] = False
+    out = {n: getattr(args, n) for n in RunConfig.field_names() if getattr(args, n, None) is not None}
+    for item in args.set or ():
+        name, eq, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not eq or name not in RunConfig.field_names():
+            raise ConfigError(f"Argument '--set' must be SETTING=VALUE with a known setting, not {item!r}.")
+        out[name] = _toml_scalar(value.strip())
+    if isinstance(out.get("straggle"), list) and all(isinstance(x, str) for x in out["straggle"]):
+        out["straggle"] = parse_straggle(";".join(out["straggle"]))
     return out
 
 
 def load_config(args: argparse.Namespace) -> RunConfig:
-    """The run config: defaults, then ``--config``, then the other flags."""
+    """The run config: defaults, then ``--config``, less ``--unset``, then the other flags."""
     over = _overrides(args)
+    unset = tuple(n.strip().replace("-", "_") for n in (args.unset or ()))
     if args.config:
-        return RunConfig.from_toml(args.config, **over)
+        return RunConfig.from_toml(args.config, unset=unset, **over)
+    unknown = [n for n in unset if n not in RunConfig.field_names()]
+    if unknown:
+        raise ConfigError(f"Unknown setting {unknown[0]!r} to unset.")
     return RunConfig().with_overrides(**over)
 
 
@@ -143,7 +208,7 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
                 raise
         else:
             raise KofnError(f"Job {cfg.job!r} already exists in {cfg.store}; use --resume {cfg.job}.")
-        log(f"job {cfg.job}: {cfg.model}, {cfg.workers} workers, mode {cfg.mode} (k={cfg.k}), "
+        log(f"job {cfg.job}: {cfg.task or cfg.model}, {cfg.workers} workers, mode {cfg.mode} (k={cfg.k}), "
             f"{cfg.rounds} rounds, launcher {cfg.launcher}, store {cfg.store}")
         with _keepalive(view, "preparing the job (data, upload, initial model)"):
             manifest = trigger(cfg, store, log=log)
@@ -353,9 +418,10 @@ def _finish(cfg: RunConfig, store: Any, manifest: Any, result: JobResult, t0: fl
     evaluation, per_round = None, []
     if cfg.evaluate:
         t_eval = time.perf_counter()
-        per_round = _ap_per_round(cfg, store, log)
+        if cfg.task is None:  # a task keeps no per-round checkpoints and has its own metrics
+            per_round = _ap_per_round(cfg, store, log)
         evaluation = _evaluate(cfg, store, result.final_state, log)
-        if evaluation is not None:
+        if evaluation is not None and "bbox AP@[.5:.95]" in evaluation:
             per_round.append((cfg.rounds, float(evaluation["bbox AP@[.5:.95]"])))
         timing["evaluation"] = time.perf_counter() - t_eval
     timing["total"] = time.perf_counter() - t0
@@ -411,8 +477,29 @@ def _ap_per_round(cfg: RunConfig, store: Any, log: Callable[[str], None]) -> lis
     return out
 
 
+def _evaluate_task(cfg: RunConfig, state: dict[str, Any], log: Callable[[str], None]) -> dict[str, float]:
+    """A task's own metrics of the final model (:meth:`TrainingTask.evaluate`)."""
+    import torch
+
+    from worker.bridge import from_numpy
+    from worker.tasks import load_task
+
+    task = load_task(cfg.task)
+    torch.manual_seed(cfg.seed)
+    model = task.build_model()
+    model.load_state_dict(from_numpy(state, like=model))
+    model.eval()
+    with torch.no_grad():
+        out = {str(k): float(v) for k, v in task.evaluate(model).items()}
+    log("evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in out.items()))
+    return out
+
+
 def _evaluate(cfg: RunConfig, store: Any, state: dict[str, Any], log: Callable[[str], None]) -> Any:
-    """COCO box AP (and mask AP for Mask R-CNN) of the final model on the held-out split."""
+    """COCO box AP (and mask AP for Mask R-CNN) of the final model on the held-out split,
+    or a task's own metrics."""
+    if cfg.task is not None:
+        return _evaluate_task(cfg, state, log)
     from worker.data import read_partition
     from worker.evaluate import evaluate
     from worker.models import load_numpy_state
@@ -435,6 +522,9 @@ def _evaluate(cfg: RunConfig, store: Any, state: dict[str, Any], log: Callable[[
 
 def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
+    if args.print_config:
+        print(cfg.to_toml(), end="")
+        return 0
     if args.resume:
         cfg = cfg.with_overrides(job=args.resume)
     run_job(cfg, resume=bool(args.resume), verbose=args.verbose)
@@ -447,48 +537,13 @@ def register(subparsers: Any) -> None:
         "train", help="train a model with coded parameter exchange",
         description="Trigger a coded training job, run its workers and write runs/<job>/report.md.")
     p.add_argument("--config", metavar="FILE.toml", help="run config (flags below override it)")
-    p.add_argument("--job", help="job name (default: MODEL-MODE-TIMESTAMP)")
-    p.add_argument("--store", help="file://PATH or s3://BUCKET[/PREFIX]")
-    p.add_argument("--workers", type=int, help="number of workers n")
-    p.add_argument("--mode", choices=code_names(), help="the exchange code (see exchange.codes)")
-    p.add_argument("--k", type=int, help="merged shards needed to decode (any k of n)")
-    p.add_argument("--s", type=int, help="stragglers tolerated (backup, gradient)")
-    p.add_argument("--t", type=int, help="colluding aggregators tolerated (secure)")
-    p.add_argument("--quorum", type=int, help="contributors fixing a round (plain/mds/secure)")
-    p.add_argument("--model", help="model name (see worker.models.MODELS; default "
-                                   "fasterrcnn_mobilenet_v3_large_320_fpn)")
-    p.add_argument("--weights", metavar="FILE",
-                   help="starting weights: kofn .safetensors or torchvision .pth, full model or "
-                        "backbone only; a bare name is looked up in $TORCH_HOME/hub/checkpoints")
-    p.add_argument("--min-size", type=int, dest="min_size",
-                   help="detector resize: shorter side (px)")
-    p.add_argument("--max-size", type=int, dest="max_size",
-                   help="detector resize: cap on the longer side (px)")
-    p.add_argument("--rounds", type=int)
-    p.add_argument("--local-iters", type=int, dest="local_iters")
-    p.add_argument("--batch-size", type=int, dest="batch_size")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--weight-decay", type=float, dest="weight_decay")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--data", help="PennFudanPed-layout folder (default: synthetic images)")
-    p.add_argument("--synth-images", type=int, dest="synth_images")
-    p.add_argument("--image-size", type=int, dest="image_size")
-    p.add_argument("--key-file", dest="key_file", help="encryption key file (else $KOFN_KEY)")
-    p.add_argument("--no-encrypt", action="store_true", help="store objects in the clear")
-    p.add_argument("--no-evaluate", action="store_true", help="skip the held-out evaluation")
-    p.add_argument("--launcher", choices=("local", "ray", "lambda"))
-    p.add_argument("--ray-address", dest="ray_address")
-    p.add_argument("--ray-cpus", type=float, dest="ray_cpus")
-    p.add_argument("--lambda-function", dest="lambda_function")
-    p.add_argument("--region")
-    p.add_argument("--straggle", action="append", metavar="RULE",
-                   help="e.g. worker=1,delay=2.0 | shiftexp:shift=0.5,rate=2 | crash:p=0.1 | "
-                        "dead:worker=2 (repeatable)")
-    p.add_argument("--grace", type=float, help="seconds before taking over a missing aggregator")
-    p.add_argument("--round-timeout", type=float, dest="round_timeout")
-    p.add_argument("--max-restarts", type=int, dest="max_restarts")
-    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("--set", action="append", metavar="SETTING=VALUE",
+                   help="override any setting, VALUE as in TOML (repeatable)")
+    p.add_argument("--unset", action="append", metavar="SETTING",
+                   help="drop a setting of the --config file, back to its default (repeatable)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resulting config as TOML and exit")
+    add_setting_flags(p)
     p.add_argument("--resume", metavar="JOB", help="continue a killed job from its last complete round")
     p.add_argument("--verbose", action="store_true", help="let Ray's own log lines through")
     p.set_defaults(func=_run)
