@@ -442,11 +442,11 @@ _SEAL = struct.Struct(">4sBI32s")  # magic | version | aggregator u32 | ephemera
 SEAL_OVERHEAD = _SEAL.size + TAG_SIZE  # 41 + 16 bytes
 AGG_KEY_FORMAT = "kofn-aggregator-keys"
 _SEAL_NONCE = bytes(NONCE_SIZE)  # every sealed object has its own key, so one nonce is safe
-_CONTRIB = re.compile(r"(?:^|/)contrib/(\d+)/\d+$")
+_CONTRIB = re.compile(r"(?:^|/)contrib/(\d+)/\d+(?:\.[0-9a-f]{1,32})?$")
 
 
 def share_aggregator(key: str) -> int | None:
-    """The aggregator a contribution share ``.../contrib/{j}/{w}`` is meant for, else None."""
+    """The aggregator a contribution share ``.../contrib/{j}/{w}[.{attempt}]`` is for, else None."""
     m = _CONTRIB.search(key)
     return int(m.group(1)) if m else None
 
@@ -602,7 +602,7 @@ def open_share(keys: AggregatorKeys, j: int, key: str, blob: bytes | bytearray |
 class SealedShareStore(Store):
     """Wrap a store so that each contribution share is sealed to its aggregator alone.
 
-    Keys of the form ``.../contrib/{j}/{w}`` (see :func:`share_aggregator`) are sealed with
+    Keys of the form ``.../contrib/{j}/{w}.{a}`` (see :func:`share_aggregator`) are sealed with
     :func:`seal_share` to aggregator ``j`` on ``put`` and opened with its private key on
     ``get``; every other object passes through unchanged. A party without key ``j`` gets
     :class:`DecryptionError` for aggregator ``j``'s shares, which the round treats as an

@@ -4,15 +4,20 @@ Every worker of a job plays two parts in round ``r``: *contributor* (it publishe
 update) and *aggregator* ``j = worker`` (it combines one share of everybody's update).
 Objects, under ``{prefix}/{job}/r{r:08d}/``::
 
-    contrib/{j}/{w}   worker w's share for aggregator j        (shard, kind "contrib")
-    done/{w}          worker w has written all its shares       (marker)
+    contrib/{j}/{w}.{a}  attempt a of worker w: its share for aggregator j  (shard, "contrib")
+    done/{w}          worker w has written all its shares, naming attempt a (marker, if_absent)
     members           the agreed contributor set                (marker, if_absent)
     merged/{j}        aggregator j's combined shard             (shard, if_absent)
 
 and ``{prefix}/{job}/complete/r{r:08d}`` once somebody decoded the round.
 
 * :meth:`Exchange.publish` encodes the update into ``n`` shares (:mod:`exchange.reduce`),
-  writes them in parallel, then the ``done`` marker.
+  writes them in parallel under a fresh attempt token ``a``, then the ``done`` marker
+  naming ``a`` with ``if_absent``. The marker is written once, so exactly one attempt of
+  each worker counts: a restarted worker's second publish, a retry, or a duplicate process
+  publishing the same index concurrently writes shares under its own token, loses the
+  marker race, deletes its shares, and changes nothing (in ``secure`` mode its fresh masks
+  never meet the first attempt's shares).
 * :meth:`Exchange.aggregate` waits for a qualifying contributor set, combines the shares
   and writes ``merged/{j}`` with ``if_absent``: any worker may do a missing aggregator's
   job, and losing that race is success. With the default quorum (``n``) every done worker
@@ -29,7 +34,7 @@ any ``n - s`` contributors give the exact total, so each aggregator uses the fir
 ``n - s`` it sees and no consensus is needed.
 
 Waiting is looking up the exact keys expected (:class:`exchange.wait.KeyProbe`: one
-HEAD per look, never a LIST in steady state) with exponential backoff (``poll_min_s``
+small GET per look, never a LIST in steady state) with exponential backoff (``poll_min_s``
 doubling up to ``poll_max_s``, back to ``poll_min_s`` whenever a look finds something new)
 under a per-phase deadline; a missed deadline raises
 :class:`~exchange.errors.RoundTimeoutError` naming what was missing. A shard that fails its
@@ -43,6 +48,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,6 +95,8 @@ class Exchange:
         self.code = config.code
         self._code_json = config.code.to_json()
         self._pool = cf.ThreadPoolExecutor(config.threads, thread_name_prefix="kofn-exchange")
+        # (round, worker) -> the attempt its done marker names; markers are written once
+        self._attempts: dict[tuple[int, int], str] = {}
 
     def close(self) -> None:
         """Stop the thread pool."""
@@ -153,14 +161,23 @@ class Exchange:
 
         Notes
         -----
-        Shares are overwritten and the done marker comes last, so republishing before the
-        marker exists is safe. Do not republish a round after its marker was written: in
-        ``secure`` mode fresh masks would not match shares already combined.
+        Idempotent: the shares go under a fresh attempt token and the done marker naming
+        it is written with ``if_absent``, so only the first finished publish of a worker
+        in a round counts. Publishing again (after a restart, or from a duplicate process)
+        leaves the round's result unchanged: if the marker already exists nothing is
+        written (``stats.duplicates == 1``); if another attempt wins the race, this one's
+        shares are deleted.
         """
         r = self._check_round(r)
         worker = self._check_member("worker", worker)
         meter = _Meter(self.store)
         rp = self.round_prefix(r)
+        done_key = f"{rp}done/{worker}"
+        if meter.exists(done_key):
+            log.info("round %d worker %d: already published; this publish changes nothing", r, worker)
+            meter.stats.duplicates += 1
+            return meter.stats
+        attempt = secrets.token_hex(8)
         futures = []
         with meter.timed("encode"):
             if isinstance(update, Mapping):
@@ -168,7 +185,7 @@ class Exchange:
             else:
                 flat, layout = np.asarray(update), None
             headers = [self._header("contrib", r, index=j, worker=worker, contributors=(worker,),
-                                    length=int(flat.size), layout=layout)
+                                    length=int(flat.size), layout=layout, attempt=attempt)
                        for j in range(self.code.n)]
             if self.code.encodes_in_place:  # shares are encoded straight into the objects
                 m = self.code.share_length(int(flat.size))
@@ -177,17 +194,51 @@ class Exchange:
                 shares = None
             else:
                 shares = encode_update(flat, self.code, rng=rng)
+        keys = [self._share_key(r, j, worker, attempt) for j in range(self.code.n)]
         for j in range(self.code.n):  # each share uploads while the next one is packed
             with meter.timed("encode"):
                 blob = writers[j].finish() if shares is None else pack_shard(headers[j], shares[j])
-            futures.append(self._pool.submit(meter.put, f"{rp}contrib/{j}/{worker}", blob))
+            futures.append(self._pool.submit(meter.put, keys[j], blob))
         with meter.timed("upload"):
             for fut in futures:
                 fut.result()
             done = pack_shard(self._header("done", r, worker=worker, contributors=(worker,),
-                                           length=int(flat.size), layout=layout))
-            meter.put(f"{rp}done/{worker}", done, if_absent=True)
+                                           length=int(flat.size), layout=layout, attempt=attempt))
+            won = meter.put(done_key, done, if_absent=True)
+        if won:
+            self._attempts[(r, worker)] = attempt
+        else:
+            log.warning("round %d worker %d: another publish of this worker finished first "
+                        "(a restart or a duplicate process); this one is dropped", r, worker)
+            meter.stats.duplicates += 1
+            self.store.delete(keys)
         return meter.stats
+
+    def _share_key(self, r: int, j: int, w: int, attempt: str) -> str:
+        """The key of attempt ``attempt`` of worker ``w``'s share for aggregator ``j``."""
+        key = f"{self.round_prefix(r)}contrib/{j}/{w}"
+        return f"{key}.{attempt}" if attempt else key
+
+    def _read_done(self, meter: _Meter, r: int, w: int) -> str | None | Exception:
+        """The attempt worker ``w``'s done marker names; None if missing; the error if bad."""
+        cached = self._attempts.get((r, w))
+        if cached is not None:
+            return cached
+        key = f"{self.round_prefix(r)}done/{w}"
+        item = self._read_shard(meter, key, self._expect("done", r, worker=w))
+        if isinstance(item, FileNotFoundError):
+            return None
+        if isinstance(item, Exception):
+            log.warning("round %d: done marker of worker %d is unreadable, so its contribution "
+                        "is an erasure: %s", r, w, item)
+            return item
+        self._attempts[(r, w)] = item.header.attempt
+        return item.header.attempt
+
+    def _contrib_key(self, meter: _Meter, r: int, j: int, w: int) -> str:
+        """The key of worker ``w``'s counted share for aggregator ``j`` (its marker's attempt)."""
+        attempt = self._read_done(meter, r, w)
+        return self._share_key(r, j, w, attempt if isinstance(attempt, str) else "")
 
     # -- waiting ----------------------------------------------------------------------------
     def _poll(self, meter: _Meter, probe: Callable[[], object], missing: Callable[[], list[object]],
@@ -217,18 +268,22 @@ class Exchange:
             delay = min(2 * delay, self.config.poll_max_s)
 
     def _done_probe(self, meter: _Meter, r: int) -> KeyProbe:
-        """A probe of round ``r``'s ``done/{w}`` markers, in worker order."""
+        """A probe of round ``r``'s ``done/{w}`` markers, in worker order (each a small GET
+        that also reads the attempt the marker names)."""
         rp = self.round_prefix(r)
-        return KeyProbe.heads([(w, f"{rp}done/{w}") for w in range(self.code.n)], meter.exists)
+        return KeyProbe([(w, f"{rp}done/{w}") for w in range(self.code.n)],
+                        lambda w, _key: self._read_done(meter, r, w))
 
     def _done_workers(self, meter: _Meter, r: int, done: KeyProbe | None = None) -> list[int]:
-        """The workers whose done markers exist: looked up with ``done``, else listed (recovery)."""
+        """The workers with a readable done marker: looked up with ``done``, else listed
+        (recovery). A marker that fails its checks is an erasure of that worker."""
         if done is not None:
             done.look()
-            return sorted(done.found)  # type: ignore[arg-type]
+            return sorted(w for w, a in done.found.items() if isinstance(a, str))  # type: ignore[misc]
         prefix = self.round_prefix(r) + "done/"
-        return sorted(int(key[len(prefix):]) for key in meter.list(prefix)
-                      if key[len(prefix):].isdigit())
+        listed = sorted(int(key[len(prefix):]) for key in meter.list(prefix)
+                        if key[len(prefix):].isdigit() and int(key[len(prefix):]) < self.code.n)
+        return [w for w in listed if isinstance(self._read_done(meter, r, w), str)]
 
     def _members(self, meter: _Meter, r: int, *, wait: bool = True,
                  on_seen: Callable[[list[int]], None] | None = None,
@@ -343,10 +398,12 @@ class Exchange:
 
     def _fetch_one(self, meter: _Meter, r: int, j: int, w: int) -> Shard | Exception:
         """Worker ``w``'s contribution to aggregator ``j`` (a failure is returned)."""
-        return self._read_shard(meter, f"{self.round_prefix(r)}contrib/{j}/{w}", self._contrib_expect(r, j, w))
+        return self._read_shard(meter, self._contrib_key(meter, r, j, w), self._contrib_expect(meter, r, j, w))
 
-    def _contrib_expect(self, r: int, j: int, w: int) -> dict[str, object]:
-        return self._expect("contrib", r, index=j, worker=w)
+    def _contrib_expect(self, meter: _Meter, r: int, j: int, w: int) -> dict[str, object]:
+        attempt = self._read_done(meter, r, w)
+        return self._expect("contrib", r, index=j, worker=w,
+                            attempt=attempt if isinstance(attempt, str) else "")
 
     def _consistent(self, shards: list[Shard], keys: list[str]) -> None:
         """All contributions must agree on the update's length and layout."""
@@ -358,12 +415,12 @@ class Exchange:
 
     def _gather(self, meter: _Meter, r: int, j: int, members: Sequence[int],
                 early: Mapping[int, cf.Future] | None = None) -> tuple[list[int], list[Shard]]:
-        rp = self.round_prefix(r)
-        keys = [f"{rp}contrib/{j}/{w}" for w in members]
+        keys = [self._contrib_key(meter, r, j, w) for w in members]
         early = early or {}
         rest = [w for w in members if w not in early]
-        fetched = dict(zip(rest, self._fetch(meter, [f"{rp}contrib/{j}/{w}" for w in rest],
-                                             [self._contrib_expect(r, j, w) for w in rest]), strict=True))
+        fetched = dict(zip(rest, self._fetch(meter, [self._contrib_key(meter, r, j, w) for w in rest],
+                                             [self._contrib_expect(meter, r, j, w) for w in rest]),
+                           strict=True))
         with meter.timed("download"):
             got = [early[w].result() if w in early else fetched[w] for w in members]
         for item, key in zip(got, keys, strict=True):
@@ -377,7 +434,6 @@ class Exchange:
 
     def _gather_any(self, meter: _Meter, r: int, j: int, *, wait: bool):
         """Gradient modes: the first ``n - s`` good contributions for aggregator ``j``."""
-        rp = self.round_prefix(r)
         need = self.code.contributions_needed
         good: dict[int, Shard] = {}
         bad: set[int] = set()
@@ -389,9 +445,9 @@ class Exchange:
             fresh = [w for w in seen if w not in good and w not in bad][: need - len(good)]
             if len(good) + len(fresh) < need:
                 return None
-            keys = [f"{rp}contrib/{j}/{w}" for w in fresh]
-            for w, item in zip(fresh, self._fetch(meter, keys, [self._contrib_expect(r, j, w) for w in fresh]),
-                               strict=True):
+            keys = [self._contrib_key(meter, r, j, w) for w in fresh]
+            for w, item in zip(fresh, self._fetch(meter, keys, [self._contrib_expect(meter, r, j, w)
+                                                                for w in fresh]), strict=True):
                 if isinstance(item, Shard):
                     good[w] = item
                 else:
@@ -401,7 +457,7 @@ class Exchange:
                 return None
             who = sorted(good)
             shards = [good[w] for w in who]
-            self._consistent(shards, [f"{rp}contrib/{j}/{w}" for w in who])
+            self._consistent(shards, [self._contrib_key(meter, r, j, w) for w in who])
             return who, shards
 
         def missing() -> list[object]:
@@ -571,6 +627,8 @@ class Exchange:
                 old.append(key)
         if old:
             self.store.delete(old)
+        for done in [rw for rw in self._attempts if rw[0] <= r - keep]:
+            self._attempts.pop(done, None)
 
     # -- the whole round ---------------------------------------------------------------------
     def run(

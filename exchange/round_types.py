@@ -95,6 +95,9 @@ class RoundStats:
         shares at an aggregator; decoding.
     takeovers : int
         Merged shards this call computed for another aggregator.
+    duplicates : int
+        Publishes that changed nothing because the worker's contribution to the round
+        was already counted (a restart's or a duplicate process's repeat).
     """
 
     bytes_up: int = 0
@@ -109,6 +112,7 @@ class RoundStats:
     reduce_s: float = 0.0
     decode_s: float = 0.0
     takeovers: int = 0
+    duplicates: int = 0
 
     def __add__(self, other: RoundStats) -> RoundStats:
         return RoundStats(**{f.name: getattr(self, f.name) + getattr(other, f.name)

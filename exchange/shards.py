@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import struct
 import zlib
 from collections.abc import Mapping
@@ -88,6 +89,12 @@ class ShardHeader:
         Payload bytes (filled in by :func:`pack_shard`).
     checksum : str
         ``"crc32:%08x"`` of the payload (filled in by :func:`pack_shard`).
+    attempt : str
+        Which publish of its worker a ``contrib`` or ``done`` shard belongs to: a random
+        hex token per :meth:`~exchange.round.Exchange.publish` call, also in the share's
+        key. The round uses only the attempt its done marker names (written once), so a
+        repeated or concurrent publish never mixes shares. Empty for other kinds; optional
+        when read (older objects lack it).
     """
 
     kind: str
@@ -103,6 +110,7 @@ class ShardHeader:
     shape: tuple[int, ...] = (0,)
     payload_length: int = 0
     checksum: str = ""
+    attempt: str = ""
 
     def to_json(self) -> dict[str, object]:
         """Return the JSON-ready dict written to the object."""
@@ -123,7 +131,7 @@ class ShardHeader:
         """
         if not isinstance(data, dict):
             raise TypeError(f"header must be an object, not {type(data).__name__}")
-        missing = sorted(set(cls.__dataclass_fields__) - set(data))
+        missing = sorted(set(cls.__dataclass_fields__) - set(data) - {"attempt"})
         if missing:
             raise ValueError(f"header lacks field(s) {missing}")
         code = data["code"]
@@ -148,6 +156,7 @@ class ShardHeader:
             shape=tuple(_int(d, "shape[]", 0, LIMITS["elements"]) for d in shape),
             payload_length=_int(data["payload_length"], "payload_length", 0, LIMITS["bytes"]),
             checksum=_str(data, "checksum"),
+            attempt=_attempt(data),
         )
 
 
@@ -173,6 +182,18 @@ def _str(data: Mapping[str, object], name: str) -> str:
         raise TypeError(f"{name} must be a string, not {type(value).__name__}")
     if len(value) > LIMITS["string"]:
         raise ValueError(f"{name} is {len(value)} characters, more than {LIMITS['string']}")
+    return value
+
+
+_ATTEMPT = re.compile(r"[0-9a-f]{0,32}")
+
+
+def _attempt(data: Mapping[str, object]) -> str:
+    if "attempt" not in data:
+        return ""
+    value = _str(data, "attempt")
+    if not _ATTEMPT.fullmatch(value):
+        raise ValueError("attempt must be at most 32 lowercase hex digits")
     return value
 
 

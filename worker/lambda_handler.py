@@ -23,6 +23,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from coding.errors import KofnError
+
 __all__ = ["RESERVE_S", "handler", "invoke_self"]
 
 #: Seconds kept in hand after the last round: the session record and the next invocation.
@@ -79,10 +81,14 @@ def handler(event: dict[str, Any], context: Any = None, *,
         ``{"worker": I, "rounds": [round numbers this invocation ran], "status": S}``
         with ``S`` ``"done"``, or ``"continued"`` when a fresh invocation carries on.
 
+        A permanent failure (:data:`worker.runner.PERMANENT_EXIT`) returns ``"failed"``
+        with its ``"error"`` line, and a process that lost its index ``"not owner"``:
+        retrying either cannot help.
+
     Raises
     ------
-    worker.runner.WorkerCrash, exchange.errors.RoundTimeoutError
-        So that Lambda retries the invocation.
+    worker.runner.WorkerCrash, exchange.errors.RoundTimeoutError, ConnectionError
+        Transient failures, so that Lambda retries the invocation.
     """
     from worker.aws import key_from_aws
     from worker.runner import WorkerSpec, run_worker
@@ -101,7 +107,18 @@ def handler(event: dict[str, Any], context: Any = None, *,
             return True
         return False
 
-    records = run_worker(spec, stop_before=stop)
+    try:
+        records = run_worker(spec, stop_before=stop)
+    except (KofnError, ValueError, OSError) as err:
+        from worker.runner import NO_RESTART_EXITS, NOT_OWNER_EXIT, exit_status, one_line
+
+        status = exit_status(err)
+        if status not in NO_RESTART_EXITS:
+            raise  # transient: Lambda's asynchronous retry is the restart
+        # permanent (or another process owns the index): a retry cannot help, so return;
+        # the session record already holds the cause for the driver
+        return {"worker": spec.worker, "rounds": [], "error": one_line(err),
+                "status": "not owner" if status == NOT_OWNER_EXIT else "failed"}
     rounds = [rec["round"] for rec in records]
     if "next" not in outcome:
         return {"worker": spec.worker, "rounds": rounds, "status": "done"}

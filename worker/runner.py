@@ -45,6 +45,7 @@ from exchange.errors import RoundTimeoutError
 from exchange.stores.base import Store
 from exchange.stores.counting import CountingStore
 from worker.config import RunConfig
+from worker.owner import NOT_OWNER_EXIT, NotOwnerError, Ownership
 from worker.progress import phase_line
 from worker.trigger import (
     JobManifest,
@@ -56,15 +57,24 @@ from worker.trigger import (
     stats_key,
 )
 
-__all__ = ["CRASH_EXIT", "WorkerCrash", "WorkerSpec", "exchange_for", "main", "peak_rss_mb",
+__all__ = ["CRASH_EXIT", "NOT_OWNER_EXIT", "NO_RESTART_EXITS", "PERMANENT_EXIT", "TIMEOUT_EXIT",
+           "TRANSIENT_EXIT", "WorkerCrash", "exit_status", "WorkerSpec", "exchange_for", "main", "peak_rss_mb",
            "run_worker", "session_prefix", "straggle_delay"]
 
 log = logging.getLogger(__name__)
 
+#: Exit status of a permanent failure: a bad key, a corrupt partition, a bad config or
+#: manifest. Restarting cannot help, so no launcher restarts it; the driver stops the job
+#: and prints the cause the worker recorded.
+PERMANENT_EXIT = 2
 #: Exit status of an injected crash (the launcher restarts the worker).
 CRASH_EXIT = 3
 #: Exit status when a round timed out (the launcher restarts the worker).
 TIMEOUT_EXIT = 4
+#: Exit status when the store stayed unreachable past its retries (restarted).
+TRANSIENT_EXIT = 6
+#: Exit statuses a launcher never restarts (NOT_OWNER_EXIT: another process runs the index).
+NO_RESTART_EXITS = frozenset({PERMANENT_EXIT, NOT_OWNER_EXIT})
 
 # torch's random generator is process-wide: two workers training at once in one process
 # (threads in tests, or an in-process launcher) would interleave their seeded draws and
@@ -427,10 +437,11 @@ def run_worker(
         if is_dead(cfg, spec.worker):
             outcome = "dead"
             return records
+        owner = Ownership.claim(counting, cfg.job, spec.worker, attempt)
         if cfg.task is not None:  # a user's task: the session's loop (worker/tasks/runtime.py)
             from worker.tasks.runtime import run_task_worker
 
-            records.extend(run_task_worker(spec, counting, manifest, attempt))
+            records.extend(run_task_worker(spec, counting, manifest, attempt, owner=owner))
             return records
         log.info(phase_line(0, cfg.rounds, "starting", detail=f"attempt {attempt}: reading "
                             f"partitions {list(manifest.assignment[spec.worker])}, building {cfg.model}"))
@@ -455,6 +466,7 @@ def run_worker(
                 if records and stop_before is not None and stop_before(r, records):
                     outcome = "continued"
                     break
+                owner.check(r)
                 state, rec, delta = w.round(state, r)
                 records.append(asdict(rec))
                 if on_round is not None:
@@ -467,6 +479,12 @@ def run_worker(
         raise
     except RoundTimeoutError:
         outcome = "timeout"
+        raise
+    except NotOwnerError:
+        outcome = "not owner"
+        raise
+    except BaseException as err:
+        outcome = f"error: {one_line(err)}"
         raise
     finally:
         _write_session(counting, spec, attempt, outcome, time.perf_counter() - t0, len(records))
@@ -523,8 +541,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line(err: BaseException) -> str:
+    """An exception as the one line a user sees: its message, else its class name."""
+    text = " ".join(str(err).split())
+    return text[:500] if text else type(err).__name__
+
+
+def exit_status(err: BaseException) -> int:
+    """The exit status for a worker that stopped on ``err``: restartable or not.
+
+    Transient (restarted): an injected crash (3), a round timeout (4), a store that stayed
+    unreachable past its retries (6). Permanent (2, never restarted): anything else kofn
+    raises about the job itself, such as a key that does not decrypt, a corrupt partition,
+    a bad manifest or config. 5: another process owns this worker index.
+    """
+    if isinstance(err, WorkerCrash):
+        return CRASH_EXIT
+    if isinstance(err, RoundTimeoutError):
+        return TIMEOUT_EXIT
+    if isinstance(err, NotOwnerError):
+        return NOT_OWNER_EXIT
+    if isinstance(err, (ConnectionError, TimeoutError)):
+        return TRANSIENT_EXIT
+    return PERMANENT_EXIT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; exit 0 when the job is done, 3 on an injected crash, 4 on a timeout."""
+    """Entry point; the exit status says whether a restart can help (:func:`exit_status`)."""
     args = build_parser().parse_args(argv)
     # INFO by default: a worker's log (its launcher's log file) holds its phase lines,
     # which the driver's live view follows (worker.progress).
@@ -535,15 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       threads=args.threads)
     try:
         run_worker(spec)
-    except WorkerCrash as err:
-        print(f"kofn worker: {err}", file=sys.stderr)
-        return CRASH_EXIT
-    except RoundTimeoutError as err:
-        print(f"kofn worker {args.worker}: {err}", file=sys.stderr)
-        return TIMEOUT_EXIT
     except (KofnError, ValueError, OSError) as err:
-        print(f"kofn worker {args.worker}: error: {err}", file=sys.stderr)
-        return 2
+        print(f"kofn worker {args.worker}: error: {one_line(err)}", file=sys.stderr)
+        return exit_status(err)
     return 0
 
 

@@ -333,6 +333,9 @@ def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int
             restarts = launcher.report.restarts
             exits = {w: codes for w, codes in launcher.report.exits.items() if any(codes)}
             log(f"restarted a worker (restarts so far: {restarts}; exit statuses {exits})")
+        broken = permanent_failure(cfg, store, launcher.report)
+        if broken:
+            raise KofnError(broken)
         try:
             recs = watch.records()
             latest = r if exchange.is_complete(r) else r - 1
@@ -373,6 +376,31 @@ def _follow(cfg: RunConfig, store: Any, exchange: Any, launcher: Any, start: int
         time.sleep(delay)  # backoff: a quiet store is looked at less and less often
         delay = min(2 * delay, max(poll_s, 2.0))
     return rows, seen
+
+
+def permanent_failure(cfg: RunConfig, store: Any, report: Any) -> str | None:
+    """One line naming a worker that failed permanently and why, if one did.
+
+    A permanent failure (exit status 2: a bad key, a corrupt partition, a bad manifest)
+    is not restarted, and no later round can succeed the same way, so the driver stops
+    the job at once with the cause the worker wrote to its session record.
+    """
+    from worker.runner import PERMANENT_EXIT, session_prefix
+
+    for w, codes in sorted(report.exits.items()):
+        if not codes or codes[-1] != PERMANENT_EXIT:
+            continue
+        cause = "see its log"
+        try:
+            keys = sorted(store.list(session_prefix(cfg.job, w)))
+            outcome = json.loads(store.get(keys[-1])).get("outcome", "") if keys else ""
+            if isinstance(outcome, str) and outcome.startswith("error: "):
+                cause = outcome[len("error: "):]
+        except (OSError, ValueError, KofnError):
+            pass
+        return (f"Job {cfg.job!r}: worker {w} failed permanently (not restarted): {cause} "
+                f"(log: {cfg.runs_dir}/{cfg.job}/logs/)")
+    return None
 
 
 #: Seconds a first round may take on top of the round timeout: Lambda pulls the image.

@@ -29,9 +29,11 @@ class LaunchReport:
     exits : dict of int to list of int
         Exit status of each attempt of each worker (empty where it cannot see them).
     restarts : int
-        Restarts after a crash or a timeout.
+        Restarts after a crash, a timeout or a store outage (never after a permanent
+        failure, exit 2, or when another process owns the index, exit 5; see
+        :func:`worker.runner.exit_status`).
     failed : list of int
-        Workers that still failed after ``max_restarts`` restarts.
+        Workers that failed permanently, or still failed after ``max_restarts`` restarts.
     """
 
     exits: dict[int, list[int]] = field(default_factory=dict)

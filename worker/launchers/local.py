@@ -17,7 +17,7 @@ from pathlib import Path
 
 from coding._validate import check_int
 from worker.launchers import Launcher, LaunchReport
-from worker.runner import WorkerSpec
+from worker.runner import NO_RESTART_EXITS, NOT_OWNER_EXIT, WorkerSpec
 
 __all__ = ["LocalLauncher"]
 
@@ -80,9 +80,9 @@ class LocalLauncher(Launcher):
                 continue
             del self._procs[w]
             self._report.exits[w].append(rc)
-            if rc == 0:
+            if rc == 0 or rc == NOT_OWNER_EXIT:  # done, or another process runs index w
                 self._finished.add(w)
-            elif len(self._report.exits[w]) <= self.max_restarts:
+            elif rc not in NO_RESTART_EXITS and len(self._report.exits[w]) <= self.max_restarts:
                 self._report.restarts += 1
                 spec = self._specs[w]
                 if spec.attempt is not None:

@@ -30,7 +30,7 @@ from typing import Any
 from coding._validate import check_int, check_real
 from coding.errors import KofnError
 from worker.launchers import Launcher, LaunchReport
-from worker.runner import WorkerSpec
+from worker.runner import NO_RESTART_EXITS, NOT_OWNER_EXIT, WorkerSpec
 
 __all__ = ["RayLauncher", "check_nodes", "run_task", "runtime_env"]
 
@@ -117,18 +117,13 @@ def run_task(event: dict[str, Any]) -> int:
     import sys
 
     from coding.errors import KofnError
-    from exchange.errors import RoundTimeoutError
-    from worker.runner import CRASH_EXIT, TIMEOUT_EXIT, WorkerCrash, run_worker
+    from worker.runner import exit_status, one_line, run_worker
 
     try:
         run_worker(WorkerSpec.from_event(event))
-    except WorkerCrash:
-        return CRASH_EXIT
-    except RoundTimeoutError:
-        return TIMEOUT_EXIT
     except (KofnError, ValueError, OSError) as err:
-        print(f"kofn ray worker {event.get('worker')}: error: {err}", file=sys.stderr)
-        return 2
+        print(f"kofn ray worker {event.get('worker')}: error: {one_line(err)}", file=sys.stderr)
+        return exit_status(err)
     return 0
 
 
@@ -255,9 +250,9 @@ class RayLauncher(Launcher):
             except ray.exceptions.RayError:
                 rc = 1
             self._report.exits[spec.worker].append(rc)
-            if rc == 0:
+            if rc == 0 or rc == NOT_OWNER_EXIT:
                 continue
-            if len(self._report.exits[spec.worker]) <= self.max_restarts:
+            if rc not in NO_RESTART_EXITS and len(self._report.exits[spec.worker]) <= self.max_restarts:
                 self._report.restarts += 1
                 self._submit(spec)
             else:

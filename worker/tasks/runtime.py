@@ -49,8 +49,12 @@ def _local_update(task: Any, model: Any, opt: Any, data: Any, steps: int, seed: 
     return float(np.mean(losses))
 
 
-def run_task_worker(spec: Any, store: CountingStore, manifest: Any, attempt: int) -> list[dict[str, Any]]:
-    """Run worker ``spec.worker`` of a task job to its end; return this session's records."""
+def run_task_worker(spec: Any, store: CountingStore, manifest: Any, attempt: int, *,
+                    owner: Any = None) -> list[dict[str, Any]]:
+    """Run worker ``spec.worker`` of a task job to its end; return this session's records.
+
+    ``owner`` (a :class:`worker.owner.Ownership`) is checked before every round.
+    """
     import torch
 
     from worker.bridge import add_, from_numpy, to_numpy
@@ -73,6 +77,8 @@ def run_task_worker(spec: Any, store: CountingStore, manifest: Any, attempt: int
     with session:
         while session.round <= cfg.rounds:
             r, t0 = session.round, time.perf_counter()
+            if owner is not None:
+                owner.check(r)
             before = to_numpy(model)
             update: dict[str, np.ndarray] = {}
             losses = []
