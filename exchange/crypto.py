@@ -38,7 +38,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from coding._validate import check_int
-from exchange.errors import DecryptionError, KeyFileError
+from exchange.errors import DecryptionError, KeyFileError, NotKeyHolderError
 from exchange.stores.base import Store, check_key
 
 __all__ = [
@@ -590,8 +590,8 @@ def open_share(keys: AggregatorKeys, j: int, key: str, blob: bytes | bytearray |
     if to != j:
         raise DecryptionError(key, f"sealed to aggregator {to}, not {j}")
     if j not in keys._private:
-        raise DecryptionError(key, f"sealed to aggregator {j}, whose private key this party "
-                                   "does not hold")
+        raise NotKeyHolderError(key, f"sealed to aggregator {j}, whose private key this party "
+                                     "does not hold")
     try:
         aead = AESGCM(keys._shared_key(j, eph_pub, sender=False))
         return aead.decrypt(_SEAL_NONCE, view[_SEAL.size:], header + key.encode())

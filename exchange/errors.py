@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from coding.errors import KofnError
 
-__all__ = ["CorruptShardError", "DecryptionError", "RoundTimeoutError", "KeyFileError"]
+__all__ = ["CorruptShardError", "DecryptionError", "NotKeyHolderError", "RoundTimeoutError", "KeyFileError"]
 
 
 class CorruptShardError(KofnError):
@@ -48,6 +48,14 @@ class DecryptionError(KofnError):
         self.reason = reason
         tail = f": {reason}" if reason else " (wrong key or tampered data)."
         super().__init__(f"Cannot decrypt object {key!r}{tail}")
+
+
+class NotKeyHolderError(DecryptionError):
+    """A share sealed to an aggregator whose private key this party does not hold.
+
+    Not damage: the object is intact, but only its aggregator may open it, so this party
+    cannot do that aggregator's job (a takeover) and waits for its merged shard instead.
+    """
 
 
 class RoundTimeoutError(KofnError):

@@ -57,7 +57,13 @@ import numpy as np
 
 from coding._validate import check_int
 from coding.errors import NotEnoughShardsError
-from exchange.errors import CorruptShardError, DecryptionError, RoundBehindError, RoundTimeoutError
+from exchange.errors import (
+    CorruptShardError,
+    DecryptionError,
+    NotKeyHolderError,
+    RoundBehindError,
+    RoundTimeoutError,
+)
 from exchange.layout import flatten
 from exchange.reduce import coded_reduce, decode_aggregate, encode_update
 from exchange.round_types import RoundConfig, RoundResult, RoundStats, _Meter
@@ -580,10 +586,14 @@ class Exchange:
         if overdue:
             self._check_not_behind(r, state)
         todo = [j for j in range(self.code.n)
-                if j not in state.have and j not in state.failed and (overdue or j in state.repair)]
+                if j not in state.have and j not in state.failed and j not in state.foreign
+                and (overdue or j in state.repair)]
         for j in todo:
             try:
                 made = self._aggregate(meter, r, j, wait=False)
+            except NotKeyHolderError:  # sealed to aggregator j alone: wait for its shard
+                state.foreign.add(j)
+                made = False
             except (CorruptShardError, DecryptionError) as err:
                 log.warning("round %d: cannot make merged shard %d: %s", r, j, err)
                 state.failed.add(j)
@@ -659,6 +669,7 @@ class _CollectState:
     have: dict[int, Shard] = dataclasses.field(default_factory=dict)
     failed: set[int] = dataclasses.field(default_factory=set)
     repair: set[int] = dataclasses.field(default_factory=set)
+    foreign: set[int] = dataclasses.field(default_factory=set)  # aggregators only their key holder can make
     takeovers: int = 0
     behind_checked: float = 0.0
     merged: KeyProbe | None = None

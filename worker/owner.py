@@ -59,6 +59,16 @@ class Ownership:
         store.put(owner_key(job, worker), json.dumps(body).encode())
         return cls(store, job, worker, attempt, token)
 
+    @staticmethod
+    def last_attempt(store: Store, job: str, worker: int) -> int:
+        """The attempt number of the newest claim on ``worker``, or -1 if none is readable."""
+        try:
+            body = json.loads(store.get(owner_key(job, worker)))
+        except (FileNotFoundError, ValueError, DecryptionError, CorruptShardError):
+            return -1
+        attempt = body.get("attempt") if isinstance(body, dict) else None
+        return attempt if type(attempt) is int and attempt >= 0 else -1
+
     def check(self, r: int) -> None:
         """Raise :class:`NotOwnerError` if a newer process claimed this index.
 

@@ -109,6 +109,9 @@ class WorkerSpec:
         Environment variable with the key.
     threads : int
         Torch intra-op threads.
+    agg_key_file : str or None
+        ``secure`` jobs: this worker's aggregator key file (:mod:`worker.sealing`); its
+        shares to others are sealed to their public keys, and it opens only its own.
     """
 
     store: str
@@ -119,6 +122,7 @@ class WorkerSpec:
     key_file: str | None = None
     key_env: str = "KOFN_KEY"
     threads: int = 1
+    agg_key_file: str | None = None
 
     def to_args(self) -> list[str]:
         """Command-line arguments of ``python -m worker.runner`` for this spec."""
@@ -130,11 +134,17 @@ class WorkerSpec:
             args.append("--no-encrypt")
         if self.key_file:
             args += ["--key-file", self.key_file]
+        if self.agg_key_file:
+            args += ["--agg-key-file", self.agg_key_file]
         return args
 
     def to_event(self) -> dict[str, Any]:
-        """A JSON-ready dict (the Lambda event / Ray task argument)."""
-        return asdict(self)
+        """A JSON-ready dict (the Lambda event / Ray task argument); optional fields that
+        are unset are left out."""
+        event = asdict(self)
+        if event["agg_key_file"] is None:
+            del event["agg_key_file"]
+        return event
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> WorkerSpec:
@@ -429,8 +439,11 @@ def run_worker(
     manifest = read_manifest(counting, spec.job)
     cfg = manifest.config
     check_int("worker", spec.worker, low=0, high=cfg.workers - 1, high_name="n-1")
-    attempt = spec.attempt if spec.attempt is not None else len(
-        counting.list(session_prefix(spec.job, spec.worker)))
+    # Launchers that cannot count attempts (Lambda retries, --resume) count the sessions
+    # recorded so far and the claims made (an orphan still running has no record yet).
+    attempt = spec.attempt if spec.attempt is not None else max(
+        len(counting.list(session_prefix(spec.job, spec.worker))),
+        Ownership.last_attempt(counting, cfg.job, spec.worker) + 1)
     records: list[dict[str, Any]] = []
     outcome = "done"
     try:
@@ -519,12 +532,16 @@ def _open(spec: WorkerSpec) -> Store:
     from exchange.stores.url import open_store
 
     store = open_store(spec.store)
-    if not spec.encrypt:
-        return store
-    from exchange.crypto import EncryptedStore
+    if spec.encrypt:
+        from exchange.crypto import EncryptedStore
 
-    cfg = RunConfig(key_file=spec.key_file, key_env=spec.key_env)
-    return EncryptedStore(store, cfg.load_keyring())
+        cfg = RunConfig(key_file=spec.key_file, key_env=spec.key_env)
+        store = EncryptedStore(store, cfg.load_keyring())
+    if spec.agg_key_file:
+        from worker.sealing import sealed_store
+
+        store = sealed_store(store, spec.agg_key_file, spec.worker)
+    return store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -538,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", default=None)
     p.add_argument("--key-env", default="KOFN_KEY")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--agg-key-file", default=None, help="secure jobs: this worker's aggregator key file")
     return p
 
 
@@ -575,7 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format=f"worker {args.worker}: %(levelname)s %(message)s")
     spec = WorkerSpec(store=args.store, job=args.job, worker=args.worker, attempt=args.attempt,
                       encrypt=not args.no_encrypt, key_file=args.key_file, key_env=args.key_env,
-                      threads=args.threads)
+                      threads=args.threads, agg_key_file=args.agg_key_file)
     try:
         run_worker(spec)
     except (KofnError, ValueError, OSError) as err:

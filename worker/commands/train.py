@@ -225,8 +225,18 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
     if resume:
         log(f"resuming job {cfg.job} after round {start}")
     launcher = make_launcher(cfg, log_dir=out_dir / "logs", verbose=verbose)
+    agg_keys: list[str | None] = [None] * cfg.workers
+    if cfg.mode == "secure" and cfg.launcher != "lambda":
+        from worker.sealing import aggregator_key_files
+
+        # each worker gets its own aggregator key: no worker opens another's shares
+        agg_keys = [str(p.resolve()) for p in aggregator_key_files(out_dir / "keys", cfg.workers)]
+    elif cfg.mode == "secure":
+        log("warning: the Lambda launcher does not hand out per-aggregator keys yet; shares are "
+            "protected by the job key only, so a fellow worker could open them (docs/security.md)")
     specs = [WorkerSpec(store=_absolute(cfg.store), job=cfg.job, worker=i, attempt=None, encrypt=cfg.encrypt,
-                        key_file=cfg.key_file, key_env=cfg.key_env) for i in range(cfg.workers)]
+                        key_file=cfg.key_file, key_env=cfg.key_env, agg_key_file=agg_keys[i])
+             for i in range(cfg.workers)]
     expected = sum(not is_dead(cfg, i) for i in range(cfg.workers))
     timing = {"trigger (data, upload, initial model)": time.perf_counter() - t0}
     try:
