@@ -52,8 +52,8 @@ from worker.trigger import (
     checkpoint_key,
     decode_state,
     encode_state,
-    partition_key,
     read_manifest,
+    read_partition_checked,
     stats_key,
 )
 
@@ -261,7 +261,7 @@ class _Worker:
         self.worker = spec.worker
         torch.set_num_threads(spec.threads)
         self.parts = manifest.assignment[self.worker]
-        self.data = {p: read_partition(store.get(partition_key(cfg.job, p))) for p in self.parts}
+        self.data = {p: read_partition(read_partition_checked(store, manifest, p)) for p in self.parts}
         # Building a model reseeds torch's process-wide generator; under the lock it cannot
         # disturb another in-process worker's seeded training step.
         with _TRAIN_LOCK:

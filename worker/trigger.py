@@ -20,6 +20,7 @@ re-running the trigger on a partial job skips what is already there.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -107,6 +108,10 @@ class JobManifest:
         of :meth:`coding.gradient.GradientCode.partitions` under gradient coding.
     created : float
         Unix time of the trigger.
+    digests : tuple of str
+        SHA-256 (hex) of each training partition's bytes as uploaded: workers check what
+        they read against it, and ``--resume`` re-uploads a partition that fails it.
+        Empty in manifests written before digests existed.
     """
 
     job: str
@@ -115,6 +120,7 @@ class JobManifest:
     holdout: int
     assignment: tuple[tuple[int, ...], ...]
     created: float
+    digests: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         """The manifest as UTF-8 JSON."""
@@ -122,7 +128,7 @@ class JobManifest:
             "format": FORMAT, "version": VERSION, "job": self.job,
             "config": self.config.to_dict(), "partitions": list(self.partitions),
             "holdout": self.holdout, "assignment": [list(a) for a in self.assignment],
-            "created": self.created,
+            "created": self.created, "digests": list(self.digests),
         }, indent=1).encode("utf-8")
 
     @classmethod
@@ -139,9 +145,38 @@ class JobManifest:
                 holdout=int(obj["holdout"]),
                 assignment=tuple(tuple(int(x) for x in a) for a in obj["assignment"]),
                 created=float(obj["created"]),
+                digests=tuple(_digest(x) for x in obj.get("digests", [])),
             )
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
             raise ManifestError(f"Job manifest {key!r} is malformed: {err}") from None
+
+
+def _digest(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError("digests must be 64 lowercase hex digits")
+    return value
+
+
+def sha256(data: bytes | bytearray | memoryview) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_partition_checked(store: Store, manifest: JobManifest, j: int) -> bytes:
+    """Partition ``j``'s bytes, checked against the manifest's digest.
+
+    Raises
+    ------
+    KofnError
+        The bytes differ from what the trigger uploaded (a permanent failure: ``kofn
+        train --resume`` re-uploads the partition from the source data).
+    """
+    key = partition_key(manifest.job, j)
+    blob = store.get(key)
+    if manifest.digests and sha256(blob) != manifest.digests[j]:
+        raise KofnError(f"Partition {key!r} is damaged: its SHA-256 differs from the manifest's "
+                        f"(kofn train --resume re-uploads it)")
+    return blob
 
 
 def read_manifest(store: Store, job: str) -> JobManifest:
@@ -291,19 +326,74 @@ def trigger(
     check_int("samples", len(data), low=n + 1)
     train, hold = train_holdout_split(len(data), cfg.holdout, cfg.seed)
     parts = split_indices(len(train), n, cfg.seed)
+    digests = []
     for j, part in enumerate(parts):
         say(f"uploading partition {j + 1}/{n} ({len(part)} images)")
-        _put_once(store, partition_key(cfg.job, j), lambda p=part: serialize_partition(
-            data[int(train[i])] for i in p))
+        blob = serialize_partition(data[int(train[i])] for i in part)
+        digests.append(sha256(blob))
+        _put_verified(store, partition_key(cfg.job, j), blob)
     _put_once(store, holdout_key(cfg.job), lambda: serialize_partition(data[int(i)] for i in hold))
     say(f"building the initial {cfg.model}" + (f" from {cfg.weights}" if cfg.weights else ""))
     _put_once(store, checkpoint_key(cfg.job, 0), lambda: encode_state(initial_state(cfg)))
     say(f"uploaded {n} partitions ({len(train)} images), {len(hold)} held-out images and the "
         f"initial {cfg.model} under {cfg.job}/")
     manifest = JobManifest(job=cfg.job, config=cfg, partitions=tuple(len(p) for p in parts),
-                           holdout=len(hold), assignment=assignments(cfg), created=time.time())
+                           holdout=len(hold), assignment=assignments(cfg), created=time.time(),
+                           digests=tuple(digests))
     store.put(manifest_key(cfg.job), manifest.to_bytes())
     return manifest
+
+
+def _put_verified(store: Store, key: str, blob: bytes) -> None:
+    """Upload ``blob`` unless ``key`` already holds exactly it, then read it back.
+
+    A re-run after a killed trigger keeps an object that is already right; one that is
+    missing or differs (a half-written or damaged upload) is written again.
+    """
+    want = sha256(blob)
+    try:
+        if sha256(store.get(key)) == want:
+            return
+    except (FileNotFoundError, KofnError):  # missing, or fails to decrypt
+        pass
+    store.put(key, blob)
+    if sha256(store.get(key)) != want:
+        raise KofnError(f"Uploaded {key!r} but it reads back differently; the store is damaging objects")
+
+
+def repair_partitions(cfg: RunConfig, store: Store, manifest: JobManifest, *,
+                      samples: Sequence[Any] | None = None,
+                      log: Callable[[str], None] | None = None) -> list[int]:
+    """Re-upload every training partition that is missing or fails its digest.
+
+    The partitions are rebuilt from the source data with the manifest's split (the same
+    seed), so a repaired partition is byte-identical to the original. Returns the
+    partitions repaired.
+    """
+    if not manifest.digests or manifest.config.task is not None:
+        return []
+    bad = []
+    for j in range(len(manifest.partitions)):
+        try:
+            read_partition_checked(store, manifest, j)
+        except (FileNotFoundError, KofnError):
+            bad.append(j)
+    if not bad:
+        return []
+    from worker.data import serialize_partition, split_indices, train_holdout_split
+
+    cfg = manifest.config
+    data = list(load_samples(cfg) if samples is None else samples)
+    train, _hold = train_holdout_split(len(data), cfg.holdout, cfg.seed)
+    parts = split_indices(len(train), cfg.workers, cfg.seed)
+    for j in bad:
+        blob = serialize_partition(data[int(train[i])] for i in parts[j])
+        if sha256(blob) != manifest.digests[j]:
+            raise KofnError(f"Cannot repair partition {j}: the source data no longer gives the "
+                            f"bytes the job was started with")
+        (log or (lambda _m: None))(f"re-uploading damaged partition {j} from the source data")
+        _put_verified(store, partition_key(cfg.job, j), blob)
+    return bad
 
 
 def _put_once(store: Store, key: str, make: Callable[[], bytes]) -> None:

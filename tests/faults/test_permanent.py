@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("torch")
 
+import worker.trigger  # noqa: E402
 from coding.errors import KofnError  # noqa: E402
 from exchange.crypto import EncryptedStore, Keyring, new_key, write_key_file  # noqa: E402
 from exchange.errors import RoundTimeoutError  # noqa: E402
@@ -33,7 +34,7 @@ from worker.runner import (  # noqa: E402
     exit_status,
     session_prefix,
 )
-from worker.trigger import partition_key, trigger  # noqa: E402
+from worker.trigger import partition_key, read_manifest, sha256, trigger  # noqa: E402
 
 
 def test_exit_statuses_separate_permanent_from_transient():
@@ -67,7 +68,7 @@ def test_the_newest_claim_owns_the_index(tmp_path):
            0, "none", str(err.value))
 
 
-def test_corrupt_partition_stops_the_job_with_its_cause(tmp_path):
+def test_corrupt_partition_stops_the_job_then_resume_repairs_it(tmp_path, monkeypatch):
     key = write_key_file(tmp_path / "kofn.key", Keyring([new_key()]))
     cfg = RunConfig(job="bad", store=f"file://{tmp_path / 'store'}", workers=3, rounds=2, mode="mds",
                     k=2, model="small_cnn", min_size=64, max_size=64, image_size=64, synth_images=12,
@@ -80,8 +81,11 @@ def test_corrupt_partition_stops_the_job_with_its_cause(tmp_path):
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     lines: list[str] = []
+    # the damage happens after resume's check (as if mid-job): the worker finds it
+    monkeypatch.setattr(worker.trigger, "repair_partitions", lambda *a, **k: [])
     with pytest.raises(KofnError) as err:
         run_job(cfg, resume=True, log=lines.append, live=False)
+    monkeypatch.undo()
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith("Job 'bad': worker 1 failed permanently (not restarted): Cannot decrypt "
@@ -90,6 +94,16 @@ def test_corrupt_partition_stops_the_job_with_its_cause(tmp_path):
     assert len(sessions) == 1  # one attempt: never restarted
     assert json.loads(EncryptedStore(raw, cfg.load_keyring()).get(sessions[0]))["outcome"].startswith(
         "error: Cannot decrypt object 'bad/data/part-0001.kpt'")
+    # --resume checks every partition against the manifest's digest and rebuilds the
+    # damaged one from the source data (same seed, same bytes), then the job completes
+    lines.clear()
+    result = run_job(cfg, resume=True, log=lines.append, live=False)
+    assert "re-uploading damaged partition 1 from the source data" in lines
+    assert result.report is not None
+    store = EncryptedStore(raw, cfg.load_keyring())
+    assert sha256(store.get(partition_key("bad", 1))) == read_manifest(store, "bad").digests[1]
     record("a flipped byte in an encrypted data partition",
-           "its worker exits 2 (permanent), is not restarted, and the driver stops the job",
+           "its worker exits 2 (permanent), is not restarted, and the driver stops the job; "
+           "--resume checks every partition's SHA-256 against the manifest and re-uploads "
+           "the damaged one from the source data, and the job completes",
            "job stopped (no round timeout waited)", "none", message.split(" (log: ")[0])

@@ -198,7 +198,7 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
              log: Callable[[str], None], poll_s: float, verbose: bool, view: Any) -> JobResult:
     from worker.launchers import make_launcher
     from worker.runner import WorkerSpec, exchange_for, is_dead
-    from worker.trigger import ManifestError, read_manifest, trigger
+    from worker.trigger import ManifestError, read_manifest, repair_partitions, trigger
 
     if not resume:
         try:
@@ -212,6 +212,9 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
             f"{cfg.rounds} rounds, launcher {cfg.launcher}, store {cfg.store}")
         with _keepalive(view, "preparing the job (data, upload, initial model)"):
             manifest = trigger(cfg, store, log=log)
+    else:
+        with _keepalive(view, "checking the job's data partitions"):
+            repair_partitions(cfg, store, manifest, log=log)
     exchange = exchange_for(cfg, store)
     start = exchange.latest_complete_round() or 0
     out_dir = Path(cfg.runs_dir) / cfg.job
