@@ -11,6 +11,7 @@ session's, where other tests start local clusters.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -70,4 +71,11 @@ def main(address: str, node_ip: str, workdir: str) -> dict:
 
 if __name__ == "__main__":
     result = main(*sys.argv[1:4])
-    print("RESULT " + json.dumps(result, default=str))
+    print("RESULT " + json.dumps(result, default=str), flush=True)
+    # Everything the test checks is in RESULT. Ray's own driver teardown at interpreter
+    # exit has intermittently failed on these machines after all the work was done (exit
+    # status 1, a libc backtrace on stderr, 2 of 4 fresh-clone runs on 2026-12-02; never
+    # when the test runs alone), so the driver leaves without it; the fixture stops the
+    # nodes. See the test's log file for the driver's full output.
+    sys.stderr.flush()
+    os._exit(0)

@@ -124,8 +124,12 @@ def run(tmp_path_factory):
                                  "127.0.0.2", str(work)], capture_output=True, text=True,
                                 env=env, cwd=Path(__file__).resolve().parents[2], timeout=1200,
                                 check=False)
+        (logs / "driver.log").write_text(f"exit {driver.returncode}\n--- stdout\n{driver.stdout}\n"
+                                         f"--- stderr\n{driver.stderr}")
         lines = [ln for ln in driver.stdout.splitlines() if ln.startswith("RESULT ")]
-        assert driver.returncode == 0 and lines, (driver.stdout[-2000:], driver.stderr[-4000:])
+        # the head of stderr holds a Python traceback, if any; its tail Ray's own noise
+        assert driver.returncode == 0 and lines, (driver.returncode, driver.stderr[:3000],
+                                                  f"full output: {logs / 'driver.log'}")
         yield json.loads(lines[-1][len("RESULT "):])
     finally:
         _stop(procs, temp)
