@@ -3,9 +3,13 @@
     python -m benchmarks.exchange            # N=6, 10 MB and 100 MB, LocalStore and Ceph RGW
     python -m benchmarks.exchange --quick    # 10 MB, LocalStore only, one repetition
     python -m benchmarks.exchange --no-s3    # LocalStore only
+    python -m benchmarks.exchange --modes secure secure+sealed --out exchange-sealed
 
-Writes ``results/exchange/exchange.{json,md}`` (``--quick``: ``results/exchange-quick/``) and
-one progress line per case on stderr.
+Writes ``results/exchange/exchange.{json,md}`` for the full run (``--quick``:
+``results/exchange-quick/``; a run with ``--modes``, ``--sizes``, ``--reps`` or ``--no-s3``:
+``results/exchange-partial/``, or ``--out NAME``) and one progress line per case on stderr.
+``secure+sealed`` is ``secure`` as ``kofn train`` runs it: every share sealed to its
+aggregator, each worker process holding only its own private key.
 
 Workers. ``N = 6`` worker *processes* (spawned once, reused by every case), each with its
 own store client, as separate machines would be; a round starts on a barrier. Each worker
@@ -70,8 +74,10 @@ DELAY = 2.0
 THREADS = 8  # RoundConfig.threads, and the raw baseline's parallelism per worker
 SLOW = N - 1
 SLOW_ROLE = {"plain": "trainer", "backup": "trainer", "mds": "aggregator", "gradient": "trainer",
-             "gradient+mds": "trainer", "secure": "aggregator"}
-TARGETS = {"mds": 1.2, "gradient": 1.2, "secure": 1.2}  # straggler / no-straggler time
+             "gradient+mds": "trainer", "secure": "aggregator", "secure+sealed": "aggregator"}
+SEALED = frozenset({"secure+sealed"})  # cases whose shares are sealed per aggregator
+TARGETS = {"mds": 1.2, "gradient": 1.2, "secure": 1.2,
+           "secure+sealed": 1.2}  # straggler / no-straggler time
 GOODPUT_TARGET = 0.5
 _HEADER = 448  # about the bytes of a shard's prefix and JSON header
 REPO = Path(__file__).resolve().parent.parent
@@ -87,6 +93,10 @@ def specs() -> dict[str, CodeSpec]:
         "gradient": CodeSpec("gradient", N, s=1),
         "gradient+mds": CodeSpec("gradient+mds", N, s=1, k=4),
         "secure": CodeSpec("secure", N, k=3, t=1),
+        # what kofn train runs in secure mode: each share sealed to its aggregator
+        # (X25519 + AES-GCM, exchange.crypto.SealedShareStore); each worker holds only
+        # its own private key
+        "secure+sealed": CodeSpec("secure", N, k=3, t=1),
     }
 
 
@@ -156,6 +166,7 @@ class RoundTask:
     length: int
     job: str
     slow: int = -1
+    keys: str = ""  # secure+sealed: every aggregator's key pair (AggregatorKeys JSON)
 
     def run(self, w: int, barrier, cache: dict) -> dict:
         spec = specs()[self.mode]
@@ -164,7 +175,12 @@ class RoundTask:
         cfg = RoundConfig(job=self.job, code=spec, deadline_s=60.0, takeover_after_s=3.0,
                           keep_rounds=0, threads=THREADS)
         role = SLOW_ROLE[self.mode] if w == self.slow else ""
-        counting = CountingStore(self.store.open())
+        inner = self.store.open()
+        if self.keys:
+            from exchange.crypto import AggregatorKeys, SealedShareStore
+
+            inner = SealedShareStore(inner, AggregatorKeys.from_json(self.keys).only(w))
+        counting = CountingStore(inner)
         with counting, Exchange(counting, cfg) as ex:
             barrier.wait()
             start = time.monotonic()
@@ -335,7 +351,12 @@ def formulas(spec: CodeSpec, length: int) -> dict[str, int]:
 def run_round(workers: Workers, kind: str, bucket: str, mode: str, length: int, slow: int) -> dict:
     store = new_store_spec(kind, bucket)
     try:
-        outs = workers.run(RoundTask(store, mode, length, f"b{uuid.uuid4().hex[:8]}", slow))
+        keys = ""
+        if mode in SEALED:
+            from exchange.crypto import AggregatorKeys
+
+            keys = AggregatorKeys.generate(N).to_json()
+        outs = workers.run(RoundTask(store, mode, length, f"b{uuid.uuid4().hex[:8]}", slow, keys))
     finally:
         wipe(store)
     start = min(o["start"] for o in outs)
@@ -497,7 +518,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, help="repetitions per case (default 3; --quick 1)")
     parser.add_argument("--keep-s3", action="store_true",
                         help="leave an S3 server started here running")
+    parser.add_argument("--out", metavar="NAME",
+                        help="write results/NAME/ (default: exchange for the full run, exchange-quick "
+                             "with --quick, exchange-partial with --modes, --sizes or --reps)")
     args = parser.parse_args(argv)
+    if args.out is not None and not args.out.replace("-", "").replace("_", "").isalnum():
+        parser.error(f"argument --out: a folder name of letters, digits, '-' and '_', not {args.out!r}")
+    full = not (args.quick or args.modes or args.sizes or args.reps or args.s3 is False)
+    out = args.out or ("exchange" if full else "exchange-quick" if args.quick else "exchange-partial")
     sizes = args.sizes or ([10.0] if args.quick else [10.0, 100.0])
     reps = {s: args.reps or (1 if args.quick else 3) for s in sizes}
     modes = args.modes or list(specs())
@@ -522,9 +550,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.monotonic() - t0:.0f} s in all.\n\n{tables(rows)}\n## Targets\n\n"
           + "\n".join(f"- {c}" for c in checks))
     print(md)
-    # a quick check must not overwrite the full run's results
-    folder = write_results("exchange-quick" if args.quick else "exchange", {"machine": machine_info(), "n": N, "delay_s": DELAY,
-                                        "reps": reps, "rows": rows, "checks": checks}, md)
+    # a quick or partial run never overwrites the full run's results
+    folder = write_results(out, {"machine": machine_info(), "n": N, "delay_s": DELAY,
+                                 "reps": reps, "rows": rows, "checks": checks}, md)
     progress(f"wrote {folder}")
     return 0
 

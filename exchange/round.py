@@ -395,10 +395,9 @@ class Exchange:
         with meter.timed("download"):
             return list(self._pool.map(self._read_shard, [meter] * len(keys), keys, expects))
 
-    @staticmethod
-    def _read_shard(meter: _Meter, key: str, expect: dict) -> Shard | Exception:
+    def _read_shard(self, meter: _Meter, key: str, expect: dict) -> Shard | Exception:
         try:
-            return unpack_shard(meter.get(key), key=key, expect=expect)
+            return unpack_shard(meter.get(key), key=key, expect=expect, max_length=self.config.max_length)
         except (CorruptShardError, DecryptionError, FileNotFoundError) as err:
             return err  # every failed read is an erasure
 

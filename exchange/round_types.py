@@ -50,6 +50,10 @@ class RoundConfig:
         smaller quorum tolerates dead trainers and the result then sums only the members
         (``RoundResult.contributors``); fixed at ``n - s`` for ``backup`` and the gradient
         codes.
+    max_length : int, optional
+        The longest update (in elements) a shard may describe, from the job manifest's
+        limits; a shard claiming more is an erasure, refused before anything is decoded.
+        ``None``: the shard format's own cap.
     """
 
     job: str
@@ -62,6 +66,7 @@ class RoundConfig:
     keep_rounds: int = 2
     threads: int = 8
     quorum: int | None = None
+    max_length: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("job", "prefix"):
@@ -76,6 +81,8 @@ class RoundConfig:
         check_real("takeover_after_s", self.takeover_after_s, low=0.0)
         check_int("keep_rounds", self.keep_rounds, low=0)
         check_int("threads", self.threads, low=1)
+        if self.max_length is not None:
+            check_int("max_length", self.max_length, low=1)
         object.__setattr__(self, "quorum", self.code.check_quorum(self.quorum))
 
 

@@ -350,6 +350,7 @@ def unpack_shard(
     *,
     key: str = "<shard>",
     expect: Mapping[str, object] | None = None,
+    max_length: int | None = None,
 ) -> Shard:
     """Parse and verify a shard object.
 
@@ -362,6 +363,9 @@ def unpack_shard(
     expect : mapping, optional
         Header fields the reader requires (``{"job": ..., "round": 3, "index": 1,
         "code": spec.to_json(), "layout": layout, ...}``); any difference is corruption.
+    max_length : int, optional
+        The longest update the reader accepts (the job's limit): a header claiming a
+        longer ``length`` is corruption.
 
     Returns
     -------
@@ -394,6 +398,8 @@ def unpack_shard(
         header = _parse_header(bytes(text))
     except (ValueError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError included
         raise CorruptShardError(key, f"malformed header ({_short(err)})") from None
+    if max_length is not None and header.length > max_length:
+        raise CorruptShardError(key, f"length {header.length} exceeds the job's limit of {max_length}")
     start = _PREFIX.size + hlen
     body = view[start:]
     if header.dtype not in _DTYPES:

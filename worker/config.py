@@ -37,7 +37,7 @@ __all__ = [
 #: The built-in run modes (codes from :mod:`exchange.codes`; any registered name works).
 MODES = ("plain", "backup", "mds", "gradient", "secure")
 LAUNCHERS = ("local", "ray", "lambda")
-STRAGGLE_KINDS = ("fixed", "shiftexp", "crash", "dead")
+STRAGGLE_KINDS = ("fixed", "shiftexp", "crash", "kill", "dead")
 STRAGGLE_ROLES = ("trainer", "aggregator")
 
 # Largest prime below 2^31: the default modulus of the secure (GF(p)) mode.
@@ -56,13 +56,15 @@ class Straggle:
 
     Parameters
     ----------
-    kind : {"fixed", "shiftexp", "crash", "dead"}
+    kind : {"fixed", "shiftexp", "crash", "kill", "dead"}
         ``fixed`` sleeps ``delay`` seconds before publishing; ``shiftexp`` sleeps
         ``shift + Exp(rate)`` seconds (the shifted-exponential model of Lee et al.,
         "Speeding up distributed machine learning using codes", 2018); ``crash`` makes the
         worker exit with status 3 with probability ``prob`` each round (the launcher
-        restarts it and it rejoins from the latest complete round); ``dead`` never
-        publishes anything.
+        restarts it and it rejoins from the latest complete round); ``kill`` makes a worker
+        process send itself SIGKILL with probability ``prob`` each round, midway through its
+        upload (after its first share is written, before its done marker; in-process
+        workers raise an injected crash there instead); ``dead`` never publishes anything.
     worker : int or None
         The worker it applies to; ``None`` means every worker.
     delay, shift, rate, prob : float
@@ -103,7 +105,7 @@ class Straggle:
     def to_spec(self) -> str:
         """The rule in the ``--straggle`` syntax (inverse of :func:`parse_straggle`)."""
         params = {"fixed": ("delay",), "shiftexp": ("shift", "rate"), "crash": ("prob",),
-                  "dead": ()}[self.kind]
+                  "kill": ("prob",), "dead": ()}[self.kind]
         parts = [] if self.worker is None else [f"worker={self.worker}"]
         parts += [f"{name}={getattr(self, name):g}" for name in params]
         if self.role != "trainer":
@@ -185,6 +187,12 @@ def _straggle_from_toml(value: object) -> tuple[Straggle, ...]:
             raise ConfigError(f"Argument 'straggle' has a malformed rule {item!r}.")
     return tuple(out)
 
+
+
+MAX_WORKERS = 1024
+"""The most workers a job may have (every code's generator is at most this wide)."""
+MAX_LOCAL_WORKERS = 128
+"""The most worker processes the local launcher starts on one machine."""
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -326,7 +334,11 @@ class RunConfig:
     evaluate: bool = True
 
     def __post_init__(self) -> None:
-        n = check_int("workers", self.workers, low=1)
+        n = check_int("workers", self.workers, low=1, high=MAX_WORKERS)
+        if self.launcher == "local" and n > MAX_LOCAL_WORKERS:
+            raise ConfigError(f"Argument 'workers' is {n}: the local launcher runs at most "
+                              f"{MAX_LOCAL_WORKERS} worker processes on one machine (use --launcher "
+                              f"ray or lambda).")
         if self.launcher not in LAUNCHERS:
             raise ConfigError(
                 f"Argument 'launcher' must be one of {', '.join(LAUNCHERS)}, not {self.launcher!r}."

@@ -44,16 +44,17 @@ from coding.errors import KofnError
 from exchange.errors import RoundTimeoutError
 from exchange.stores.base import Store
 from exchange.stores.counting import CountingStore
+from worker.checkpoints import apply_update
 from worker.config import RunConfig
+from worker.faults import KillSwitch, WorkerCrash, crashes, is_dead, kills, straggle_delay
 from worker.owner import NOT_OWNER_EXIT, NotOwnerError, Ownership
 from worker.progress import phase_line
 from worker.trigger import (
     JobManifest,
     checkpoint_key,
-    decode_state,
     encode_state,
     read_manifest,
-    read_partition_checked,
+    read_partition_samples,
     stats_key,
 )
 
@@ -80,10 +81,6 @@ NO_RESTART_EXITS = frozenset({PERMANENT_EXIT, NOT_OWNER_EXIT})
 # (threads in tests, or an in-process launcher) would interleave their seeded draws and
 # lose reproducibility. One worker per process never contends for this lock.
 _TRAIN_LOCK = threading.Lock()
-
-
-class WorkerCrash(KofnError):
-    """An injected crash: the worker stops as if its machine died."""
 
 
 @dataclass(frozen=True)
@@ -174,41 +171,15 @@ def session_prefix(job: str, worker: int) -> str:
     return f"{job}/sessions/worker-{worker:04d}/"
 
 
-def straggle_delay(cfg: RunConfig, worker: int, r: int, role: str = "trainer") -> float:
-    """Seconds worker ``worker``'s ``role`` is held back in round ``r`` (fixed + shifted-exp)."""
-    delay = 0.0
-    for i, rule in enumerate(cfg.straggle):
-        if not rule.applies_to(worker) or rule.role != role:
-            continue
-        if rule.kind == "fixed":
-            delay += rule.delay
-        elif rule.kind == "shiftexp":
-            rng = np.random.default_rng([cfg.seed, 1, worker, r, i])
-            delay += rule.shift + float(rng.exponential(1.0 / rule.rate))
-    return delay
-
-
-def crashes(cfg: RunConfig, worker: int, r: int, attempt: int) -> bool:
-    """Whether the injected crash probability fires for this worker, round and attempt."""
-    for i, rule in enumerate(cfg.straggle):
-        if rule.kind == "crash" and rule.applies_to(worker) and rule.prob > 0:
-            if np.random.default_rng([cfg.seed, 2, worker, r, attempt, i]).random() < rule.prob:
-                return True
-    return False
-
-
-def is_dead(cfg: RunConfig, worker: int) -> bool:
-    """Whether a ``dead`` rule silences this worker for the whole job."""
-    return any(rule.kind == "dead" and rule.applies_to(worker) for rule in cfg.straggle)
-
-
-def exchange_for(cfg: RunConfig, store: Store) -> Any:
-    """The job's :class:`exchange.round.Exchange` (objects under ``{job}/exchange/``)."""
+def exchange_for(cfg: RunConfig, store: Store, *, max_length: int | None = None) -> Any:
+    """The job's :class:`exchange.round.Exchange` (objects under ``{job}/exchange/``);
+    ``max_length`` is the manifest's ``update_elements`` limit."""
     from exchange.round import Exchange, RoundConfig
 
     rc = RoundConfig(job="exchange", prefix=cfg.job, code=cfg.code_spec(),
                      deadline_s=cfg.round_timeout, takeover_after_s=cfg.grace,
-                     poll_min_s=0.01, poll_max_s=0.2, quorum=cfg.quorum, threads=4)
+                     poll_min_s=0.01, poll_max_s=0.2, quorum=cfg.quorum, threads=4,
+                     max_length=max_length)
     return Exchange(store, rc)
 
 
@@ -253,7 +224,6 @@ class _Worker:
     def __init__(self, spec: WorkerSpec, store: CountingStore, manifest: JobManifest, attempt: int):
         import torch
 
-        from worker.data import read_partition
         from worker.local_train import LocalTrainer
 
         self.spec, self.store, self.manifest, self.attempt = spec, store, manifest, attempt
@@ -261,7 +231,7 @@ class _Worker:
         self.worker = spec.worker
         torch.set_num_threads(spec.threads)
         self.parts = manifest.assignment[self.worker]
-        self.data = {p: read_partition(read_partition_checked(store, manifest, p)) for p in self.parts}
+        self.data = {p: read_partition_samples(store, manifest, p) for p in self.parts}
         # Building a model reseeds torch's process-wide generator; under the lock it cannot
         # disturb another in-process worker's seeded training step.
         with _TRAIN_LOCK:
@@ -270,7 +240,11 @@ class _Worker:
                                         local_iters=cfg.local_iters,
                                         batch_size=cfg.batch_size, seed=cfg.seed,
                                         min_size=cfg.min_size, max_size=cfg.max_size)
-        self.exchange = exchange_for(cfg, store)
+        self.kill_switch = (KillSwitch(store, self.worker)
+                            if any(x.kind == "kill" and x.applies_to(self.worker) for x in cfg.straggle)
+                            else None)
+        self.exchange = exchange_for(cfg, self.kill_switch or store,
+                                     max_length=manifest.limits.get("update_elements"))
         self.coefficients = self._coefficients()
         self._duty = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kofn-agg-{spec.worker}")
 
@@ -282,8 +256,12 @@ class _Worker:
         return coefficients
 
     def load(self, r: int) -> dict[str, np.ndarray]:
-        """The model after round ``r``, from its checkpoint."""
-        return decode_state(self.store.get(checkpoint_key(self.cfg.job, r)))
+        """The model after round ``r``, from its checkpoint (rebuilt if it is damaged)."""
+        from worker.checkpoints import load_checkpoint
+        from worker.trigger import initial_state
+
+        return load_checkpoint(self.store, self.cfg.job, r, exchange=self.exchange,
+                               initial=lambda: initial_state(self.cfg))
 
     def train(self, state: dict[str, np.ndarray], r: int) -> tuple[dict[str, np.ndarray], float]:
         """The worker's update: its (coded combination of) partition deltas, and mean loss.
@@ -335,6 +313,8 @@ class _Worker:
         if crashes(cfg, w, r, self.attempt):
             raise WorkerCrash(f"worker {w} crashed (injected) in round {r}, attempt {self.attempt}")
         log.info(phase_line(r, cfg.rounds, "uploading"))
+        if self.kill_switch is not None:
+            self.kill_switch.armed = kills(cfg, w, r, self.attempt)
         stats = self.exchange.publish(r, w, update)
         # Aggregating shard w is a duty to the others, not a step of this worker's own
         # round: it runs beside collect, so a slow aggregator (what MDS codes tolerate)
@@ -354,7 +334,7 @@ class _Worker:
         from exchange.layout import unflatten
 
         delta = unflatten(mean, result.layout, cast=False)  # float64, whatever the wire carried
-        new_state = {k: (state[k].astype(np.float64) + delta[k]).astype(state[k].dtype) for k in state}
+        new_state = apply_update(state, delta)
         rec.compute_s += time.perf_counter() - t_apply
         rec.upload_s, rec.wait_s, rec.download_s = stats.upload_s, stats.wait_s, stats.download_s
         rec.decode_s = stats.encode_s + stats.reduce_s + stats.decode_s
@@ -586,7 +566,10 @@ def exit_status(err: BaseException) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; the exit status says whether a restart can help (:func:`exit_status`)."""
+    import worker.faults
+
     args = build_parser().parse_args(argv)
+    worker.faults.OWN_PROCESS = True
     # INFO by default: a worker's log (its launcher's log file) holds its phase lines,
     # which the driver's live view follows (worker.progress).
     logging.basicConfig(level=os.environ.get("KOFN_LOG", "INFO"),

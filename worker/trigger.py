@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from coding._validate import check_int
 from coding.errors import KofnError
 from exchange.stores.base import Store
+from worker.checkpoints import decode_state, encode_state
 from worker.config import RunConfig
 
 __all__ = [
@@ -46,7 +46,9 @@ __all__ = [
     "manifest_key",
     "open_job_store",
     "partition_key",
+    "read_holdout",
     "read_manifest",
+    "read_partition_samples",
     "stats_key",
     "trigger",
 ]
@@ -112,6 +114,17 @@ class JobManifest:
         SHA-256 (hex) of each training partition's bytes as uploaded: workers check what
         they read against it, and ``--resume`` re-uploads a partition that fails it.
         Empty in manifests written before digests existed.
+    holdout_digest : str
+        SHA-256 (hex) of the held-out split's bytes, checked by :func:`read_holdout`.
+    limits : dict of str to int
+        The sizes every reader enforces before it allocates (:data:`LIMIT_NAMES`): the
+        largest image side, masks per image and decoded partition bytes the trigger
+        uploaded, the model update's element count and the worker count. A missing name
+        falls back to the format's own cap.
+
+    The JSON carries its own SHA-256 (``"sha256"``, over the canonical JSON of every other
+    field), so a flipped byte in a plain manifest is refused rather than read as a
+    different config.
     """
 
     job: str
@@ -121,15 +134,23 @@ class JobManifest:
     assignment: tuple[tuple[int, ...], ...]
     created: float
     digests: tuple[str, ...] = ()
+    limits: dict[str, int] = dataclasses.field(default_factory=dict)
+    holdout_digest: str = ""
+
+    def limit(self, name: str, default: int) -> int:
+        """``limits[name]``, or ``default`` (the format's own cap) when the trigger set none."""
+        return int(self.limits.get(name, default))
 
     def to_bytes(self) -> bytes:
-        """The manifest as UTF-8 JSON."""
-        return json.dumps({
+        """The manifest as UTF-8 JSON, with its own SHA-256."""
+        body = {
             "format": FORMAT, "version": VERSION, "job": self.job,
             "config": self.config.to_dict(), "partitions": list(self.partitions),
             "holdout": self.holdout, "assignment": [list(a) for a in self.assignment],
             "created": self.created, "digests": list(self.digests),
-        }, indent=1).encode("utf-8")
+            "limits": dict(sorted(self.limits.items())), "holdout_digest": self.holdout_digest,
+        }
+        return json.dumps({**body, "sha256": _body_digest(body)}, indent=1).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes, *, key: str = "manifest") -> JobManifest:
@@ -138,6 +159,12 @@ class JobManifest:
             obj = json.loads(bytes(data).decode("utf-8"))
             if obj.get("format") != FORMAT or obj.get("version") != VERSION:
                 raise ValueError("not a kofn-job manifest of version 1")
+            claimed = obj.pop("sha256", None)
+            if claimed is None:
+                raise ValueError("it carries no SHA-256 of its contents")
+            if claimed != _body_digest(obj):
+                raise ManifestError(f"Job manifest {key!r} is damaged: its SHA-256 differs from "
+                                    f"its contents (a flipped byte in the store)")
             return cls(
                 job=str(obj["job"]),
                 config=RunConfig.from_dict(obj["config"]),
@@ -146,9 +173,27 @@ class JobManifest:
                 assignment=tuple(tuple(int(x) for x in a) for a in obj["assignment"]),
                 created=float(obj["created"]),
                 digests=tuple(_digest(x) for x in obj.get("digests", [])),
+                limits=_limits(obj.get("limits", {})),
+                holdout_digest=_digest(obj["holdout_digest"]) if obj.get("holdout_digest") else "",
             )
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
             raise ManifestError(f"Job manifest {key!r} is malformed: {err}") from None
+
+
+LIMIT_NAMES = ("image_side", "instances", "partition_bytes", "update_elements", "workers")
+
+
+def _body_digest(body: dict[str, Any]) -> str:
+    return sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+
+
+def _limits(value: object) -> dict[str, int]:
+    if not isinstance(value, dict) or any(k not in LIMIT_NAMES for k in value):
+        raise ValueError(f"limits must map some of {', '.join(LIMIT_NAMES)} to integers")
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 1 << 50:
+            raise ValueError(f"limits[{k!r}] must be a positive integer, not {v!r}")
+    return dict(value)
 
 
 def _digest(value: object) -> str:
@@ -177,6 +222,30 @@ def read_partition_checked(store: Store, manifest: JobManifest, j: int) -> bytes
         raise KofnError(f"Partition {key!r} is damaged: its SHA-256 differs from the manifest's "
                         f"(kofn train --resume re-uploads it)")
     return blob
+
+
+def read_partition_samples(store: Store, manifest: JobManifest, j: int) -> list[Any]:
+    """Partition ``j`` decoded, checked against its digest and the manifest's limits."""
+    from worker.data import read_partition
+
+    return read_partition(read_partition_checked(store, manifest, j), limits=manifest.limits)
+
+
+def read_holdout(store: Store, manifest: JobManifest) -> list[Any]:
+    """The held-out split decoded, checked against its digest and the manifest's limits.
+
+    Raises
+    ------
+    KofnError
+        The bytes differ from what the trigger uploaded, or exceed the limits.
+    """
+    from worker.data import read_partition
+
+    key = holdout_key(manifest.job)
+    blob = store.get(key)
+    if manifest.holdout_digest and sha256(blob) != manifest.holdout_digest:
+        raise KofnError(f"Held-out split {key!r} is damaged: its SHA-256 differs from the manifest's")
+    return read_partition(blob, limits=manifest.limits)
 
 
 def read_manifest(store: Store, job: str) -> JobManifest:
@@ -248,20 +317,6 @@ def load_samples(cfg: RunConfig) -> list[Any]:
     return out
 
 
-def encode_state(state: dict[str, np.ndarray], meta: dict[str, str] | None = None) -> bytes:
-    """A model state (name -> array) as safetensors bytes."""
-    from safetensors.numpy import save
-
-    return save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=meta)
-
-
-def decode_state(data: bytes) -> dict[str, np.ndarray]:
-    """Inverse of :func:`encode_state` (safetensors: no code runs while loading)."""
-    from safetensors.numpy import load
-
-    return dict(load(bytes(data)))
-
-
 def initial_state(cfg: RunConfig) -> dict[str, np.ndarray]:
     """The initial model state of ``cfg.model`` as numpy arrays: seeded, then ``cfg.weights``."""
     import torch
@@ -313,7 +368,8 @@ def trigger(
             raise
     if cfg.task is not None:  # a task brings its own data and model: only the manifest
         manifest = JobManifest(job=cfg.job, config=cfg, partitions=tuple(0 for _ in range(cfg.workers)),
-                               holdout=0, assignment=assignments(cfg), created=time.time())
+                               holdout=0, assignment=assignments(cfg), created=time.time(),
+                               limits={"workers": cfg.workers})
         store.put(manifest_key(cfg.job), manifest.to_bytes())
         say(f"task {cfg.task}: wrote the manifest under {cfg.job}/ (each worker loads its own data)")
         return manifest
@@ -323,7 +379,11 @@ def trigger(
         say(f"loading {'data from ' + cfg.data if cfg.data else 'synthetic images'}")
     data = list(load_samples(cfg) if samples is None else samples)
     n = cfg.workers
-    check_int("samples", len(data), low=n + 1)
+    if len(data) < n + 1:
+        from worker.config import ConfigError
+
+        raise ConfigError(f"The data holds {len(data)} images, but {n} workers need at least {n + 1} "
+                          f"(one partition each and a held-out split); use fewer workers or more data.")
     train, hold = train_holdout_split(len(data), cfg.holdout, cfg.seed)
     parts = split_indices(len(train), n, cfg.seed)
     digests = []
@@ -332,16 +392,33 @@ def trigger(
         blob = serialize_partition(data[int(train[i])] for i in part)
         digests.append(sha256(blob))
         _put_verified(store, partition_key(cfg.job, j), blob)
-    _put_once(store, holdout_key(cfg.job), lambda: serialize_partition(data[int(i)] for i in hold))
+    held = serialize_partition(data[int(i)] for i in hold)
+    _put_verified(store, holdout_key(cfg.job), held)
     say(f"building the initial {cfg.model}" + (f" from {cfg.weights}" if cfg.weights else ""))
-    _put_once(store, checkpoint_key(cfg.job, 0), lambda: encode_state(initial_state(cfg)))
+    state = initial_state(cfg)  # seeded: a re-run after a killed trigger builds the same model
+    _put_once(store, checkpoint_key(cfg.job, 0), lambda: encode_state(state))
     say(f"uploaded {n} partitions ({len(train)} images), {len(hold)} held-out images and the "
         f"initial {cfg.model} under {cfg.job}/")
     manifest = JobManifest(job=cfg.job, config=cfg, partitions=tuple(len(p) for p in parts),
                            holdout=len(hold), assignment=assignments(cfg), created=time.time(),
-                           digests=tuple(digests))
+                           digests=tuple(digests), holdout_digest=sha256(held), limits=data_limits(cfg, data, parts, train, hold, state))
     store.put(manifest_key(cfg.job), manifest.to_bytes())
     return manifest
+
+
+def data_limits(cfg: RunConfig, data: Sequence[Any], parts: Sequence[np.ndarray], train: np.ndarray,
+                hold: np.ndarray, state: dict[str, np.ndarray]) -> dict[str, int]:
+    """The manifest's limits: the largest sizes this job really holds (what readers enforce)."""
+    from worker.data import as_sample
+    from worker.data.partition import decoded_bytes
+
+    samples = [as_sample(s) for s in data]
+    groups = [[samples[int(train[i])] for i in p] for p in parts] + [[samples[int(i)] for i in hold]]
+    return {"image_side": max(max(s.image.shape[:2]) for s in samples),
+            "instances": max(max(len(s.boxes) for s in samples), 1),
+            "partition_bytes": max(max(decoded_bytes(g) for g in groups), 1),
+            "update_elements": sum(int(np.asarray(v).size) for v in state.values()),
+            "workers": cfg.workers}
 
 
 def _put_verified(store: Store, key: str, blob: bytes) -> None:

@@ -64,6 +64,9 @@ class Code(metaclass=_CodeMeta):
     #: Whether :meth:`encode` can write the shares straight into the caller's buffers
     #: (``out=``, the payloads of the objects about to be uploaded).
     encodes_in_place: ClassVar[bool] = False
+    #: Whether a share must reach its aggregator alone (T-private codes): jobs then seal
+    #: each contribution share to its aggregator's key (exchange.crypto.SealedShareStore).
+    private: ClassVar[bool] = False
     n: int
 
     # -- what a round needs -------------------------------------------------------------

@@ -48,6 +48,7 @@ class Secure(BuiltinCode):
 
     name = "secure"
     encodes_in_place = True
+    private = True
     n: int
     k: int | None = None
     t: int = 0

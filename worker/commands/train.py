@@ -171,13 +171,13 @@ def run_job(cfg: RunConfig, *, resume: bool = False, log: Callable[[str], None] 
 def _open_and_run(cfg: RunConfig, resume: bool, log: Callable[[str], None], poll_s: float, verbose: bool,
                   want_live: bool) -> JobResult:
     from exchange.stores.counting import CountingStore
-    from worker.trigger import open_job_store, read_manifest
+    from worker.trigger import open_job_store
 
     store = CountingStore(open_job_store(cfg))
     t0 = time.perf_counter()
     manifest = None
     if resume:
-        manifest = read_manifest(store, cfg.job)
+        manifest = _manifest_or_copy(cfg, store, log)
         keep = {name: getattr(cfg, name) for name in _RESUME_OVERRIDES}
         cfg = manifest.config.with_overrides(**keep)
     view = None
@@ -192,6 +192,41 @@ def _open_and_run(cfg: RunConfig, resume: bool, log: Callable[[str], None], poll
     finally:
         if view is not None:
             view.close()
+
+
+def _manifest_or_copy(cfg: RunConfig, store: Any, log: Callable[[str], None]) -> Any:
+    """The job's manifest; a damaged one is restored from the driver's copy in the runs dir.
+
+    The driver keeps ``runs/<job>/manifest.json`` (it holds no key). The store's copy is
+    the one workers read, so a flipped byte there would stop the job for good; the local
+    copy, checked by its own SHA-256, puts it back.
+    """
+    from exchange.crypto import DecryptionError
+    from worker.trigger import JobManifest, ManifestError, manifest_key, read_manifest
+
+    try:
+        return read_manifest(store, cfg.job)
+    except (ManifestError, DecryptionError) as err:
+        if isinstance(err, ManifestError) and "no manifest" in str(err):
+            raise
+        why = " ".join(str(err).split()).rstrip(".")
+        copy = Path(cfg.runs_dir) / cfg.job / "manifest.json"
+        if not copy.is_file():
+            raise ManifestError(f"{why}; no copy to restore it from at {copy}") from None
+        manifest = JobManifest.from_bytes(copy.read_bytes(), key=str(copy))
+        if manifest.job != cfg.job:
+            raise ManifestError(f"{copy} names job {manifest.job!r}, not {cfg.job!r}") from None
+        store.put(manifest_key(cfg.job), manifest.to_bytes())
+        log(f"the job's manifest in the store was damaged ({why}); restored it from {copy}")
+        return manifest
+
+
+def _keep_manifest_copy(cfg: RunConfig, manifest: Any) -> None:
+    out = Path(cfg.runs_dir) / cfg.job
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "manifest.json.tmp"
+    tmp.write_bytes(manifest.to_bytes())
+    tmp.replace(out / "manifest.json")
 
 
 def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
@@ -215,7 +250,8 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
     else:
         with _keepalive(view, "checking the job's data partitions"):
             repair_partitions(cfg, store, manifest, log=log)
-    exchange = exchange_for(cfg, store)
+    _keep_manifest_copy(cfg, manifest)
+    exchange = exchange_for(cfg, store, max_length=manifest.limits.get("update_elements"))
     start = exchange.latest_complete_round() or 0
     out_dir = Path(cfg.runs_dir) / cfg.job
     result = JobResult(config=cfg)
@@ -229,12 +265,13 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
         log(f"resuming job {cfg.job} after round {start}")
     launcher = make_launcher(cfg, log_dir=out_dir / "logs", verbose=verbose)
     agg_keys: list[str | None] = [None] * cfg.workers
-    if cfg.mode == "secure" and cfg.launcher != "lambda":
+    private = cfg.code_spec().private  # T-private shares: sealed per aggregator
+    if private and cfg.launcher != "lambda":
         from worker.sealing import aggregator_key_files
 
         # each worker gets its own aggregator key: no worker opens another's shares
         agg_keys = [str(p.resolve()) for p in aggregator_key_files(out_dir / "keys", cfg.workers)]
-    elif cfg.mode == "secure":
+    elif private:
         log("warning: the Lambda launcher does not hand out per-aggregator keys yet; shares are "
             "protected by the job key only, so a fellow worker could open them (docs/security.md)")
     specs = [WorkerSpec(store=_absolute(cfg.store), job=cfg.job, worker=i, attempt=None, encrypt=cfg.encrypt,
@@ -446,22 +483,28 @@ def stalled(cfg: RunConfig, store: Any, r: int, recs: list[dict[str, Any]]) -> s
 
 def _finish(cfg: RunConfig, store: Any, manifest: Any, result: JobResult, t0: float,
             timing: dict[str, float], log: Callable[[str], None]) -> None:
+    from worker.checkpoints import load_checkpoint
     from worker.report import write_report
-    from worker.trigger import checkpoint_key, decode_state
+    from worker.runner import exchange_for
+    from worker.trigger import checkpoint_key
 
     key = checkpoint_key(cfg.job, cfg.rounds)
     for _ in range(100):
         if store.exists(key):
             break
         time.sleep(0.1)
-    result.final_state = decode_state(store.get(key))
+    exchange = exchange_for(cfg, store, max_length=manifest.limits.get("update_elements"))
+    try:  # a damaged final checkpoint is rebuilt from the last round's merged shards
+        result.final_state = load_checkpoint(store, cfg.job, cfg.rounds, exchange=exchange)
+    finally:
+        exchange.close()
     result.cost = _cost(cfg, store, time.perf_counter() - t0)
     evaluation, per_round = None, []
     if cfg.evaluate:
         t_eval = time.perf_counter()
         if cfg.task is None:  # a task keeps no per-round checkpoints and has its own metrics
-            per_round = _ap_per_round(cfg, store, log)
-        evaluation = _evaluate(cfg, store, result.final_state, log)
+            per_round = _ap_per_round(cfg, store, manifest, log)
+        evaluation = _evaluate(cfg, store, manifest, result.final_state, log)
         if evaluation is not None and "bbox AP@[.5:.95]" in evaluation:
             per_round.append((cfg.rounds, float(evaluation["bbox AP@[.5:.95]"])))
         timing["evaluation"] = time.perf_counter() - t_eval
@@ -497,21 +540,26 @@ def _eval_model(cfg: RunConfig) -> Any:
         return build_model(cfg.model, min_size=cfg.min_size, max_size=cfg.max_size)
 
 
-def _ap_per_round(cfg: RunConfig, store: Any, log: Callable[[str], None]) -> list[tuple[int, float]]:
+def _ap_per_round(cfg: RunConfig, store: Any, manifest: Any,
+                  log: Callable[[str], None]) -> list[tuple[int, float]]:
     """Held-out box AP of every round's checkpoint (round 0: the starting model)."""
-    from worker.data import read_partition
+    from worker.checkpoints import CheckpointError, decode_state
     from worker.evaluate import evaluate
     from worker.models import load_numpy_state
-    from worker.trigger import checkpoint_key, decode_state, holdout_key
+    from worker.trigger import checkpoint_key, read_holdout
 
-    samples = read_partition(store.get(holdout_key(cfg.job)))
+    samples = read_holdout(store, manifest)
     if not samples:
         return []
     model, out = _eval_model(cfg), []
     for r in range(cfg.rounds):  # the last round is the final evaluation's
+        key = checkpoint_key(cfg.job, r)
         try:
-            load_numpy_state(model, decode_state(store.get(checkpoint_key(cfg.job, r))))
+            load_numpy_state(model, decode_state(store.get(key), key=key))
         except FileNotFoundError:
+            continue
+        except CheckpointError as err:  # an old round's model: reported, not rebuilt
+            log(f"evaluating round {r}/{cfg.rounds}: skipped ({err})")
             continue
         out.append((r, float(evaluate(model, samples, with_loss=False).bbox_ap)))
         log(f"evaluating round {r}/{cfg.rounds}: bbox AP@[.5:.95] {out[-1][1]:.4f}")
@@ -536,17 +584,17 @@ def _evaluate_task(cfg: RunConfig, state: dict[str, Any], log: Callable[[str], N
     return out
 
 
-def _evaluate(cfg: RunConfig, store: Any, state: dict[str, Any], log: Callable[[str], None]) -> Any:
+def _evaluate(cfg: RunConfig, store: Any, manifest: Any, state: dict[str, Any],
+              log: Callable[[str], None]) -> Any:
     """COCO box AP (and mask AP for Mask R-CNN) of the final model on the held-out split,
     or a task's own metrics."""
     if cfg.task is not None:
         return _evaluate_task(cfg, state, log)
-    from worker.data import read_partition
     from worker.evaluate import evaluate
     from worker.models import load_numpy_state
-    from worker.trigger import holdout_key
+    from worker.trigger import read_holdout
 
-    samples = read_partition(store.get(holdout_key(cfg.job)))
+    samples = read_holdout(store, manifest)
     if not samples:
         return None
     model = _eval_model(cfg)

@@ -24,7 +24,7 @@ import io
 import json
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ __all__ = [
     "PartitionFormatError",
     "as_pairs",
     "as_sample",
+    "decoded_bytes",
     "deserialize_partition",
     "partition_blobs",
     "read_partition",
@@ -52,6 +53,8 @@ VERSION = 1
 MAX_SIDE = 8192
 MAX_INSTANCES = 1000
 MAX_MANIFEST = 64 << 20
+MAX_DECODED = 8 << 30
+"""Decoded bytes a partition may occupy when its job sets no tighter limit."""
 _HEAD = struct.Struct("<8sQ")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -277,15 +280,57 @@ def _sample(rec: Any, pos: int, payload: memoryview) -> Sample:
                   image_id=image_id)
 
 
-def read_partition(blob: bytes) -> list[Sample]:
+def decoded_bytes(samples: Iterable[Sample | tuple[Any, dict[str, Any]]]) -> int:
+    """Bytes the decoded samples occupy: each RGB image plus one byte per mask pixel."""
+    total = 0
+    for item in samples:
+        s = as_sample(item)
+        h, w = s.image.shape[:2]
+        total += h * w * (3 + int(s.masks.shape[0]))
+    return total
+
+
+def _check_budget(manifest: dict[str, Any], limits: Mapping[str, int]) -> None:
+    """Refuse a partition whose decoded size exceeds ``limits`` before any PNG is decoded."""
+    side = min(int(limits.get("image_side", MAX_SIDE)), MAX_SIDE)
+    instances = min(int(limits.get("instances", MAX_INSTANCES)), MAX_INSTANCES)
+    budget = min(int(limits.get("partition_bytes", MAX_DECODED)), MAX_DECODED)
+    total = 0
+    for pos, rec in enumerate(manifest["samples"]):
+        if not isinstance(rec, dict):
+            raise PartitionFormatError(f"sample {pos} is not an object.")
+        w = _int(rec.get("width"), f"sample {pos} width", 1, side)
+        h = _int(rec.get("height"), f"sample {pos} height", 1, side)
+        spans = rec.get("masks")
+        n = len(spans) if isinstance(spans, list) else 0
+        if n > instances:
+            raise PartitionFormatError(f"sample {pos}: {n} masks, the job allows at most {instances}.")
+        total += h * w * (3 + n)
+        if total > budget:
+            raise PartitionFormatError(f"decoded size exceeds the job's limit of {budget} bytes "
+                                       f"(at sample {pos}).")
+
+
+def read_partition(blob: bytes, *, limits: Mapping[str, int] | None = None) -> list[Sample]:
     """Decode a partition blob into numpy :class:`Sample` objects (no torch needed).
+
+    Parameters
+    ----------
+    blob : bytes
+        The partition as read from the store.
+    limits : mapping, optional
+        The job manifest's limits (``image_side``, ``instances``, ``partition_bytes``;
+        :attr:`worker.trigger.JobManifest.limits`), checked on the whole manifest before
+        any image is decoded or any array allocated. The format's own caps always apply.
 
     Raises
     ------
     PartitionFormatError
-        If the blob is malformed in any way; nothing in it is ever executed.
+        If the blob is malformed in any way or exceeds a limit; nothing in it is ever
+        executed.
     """
     manifest, payload = _parse_head(blob)
+    _check_budget(manifest, limits or {})
     return [_sample(rec, pos, payload) for pos, rec in enumerate(manifest["samples"])]
 
 

@@ -1,0 +1,132 @@
+"""Bounded sizes: the job manifest sets limits and every reader enforces them first.
+
+A crafted partition once made ``read_partition`` allocate ``np.zeros((1000, 8192,
+8192))`` (67 GB) from a few hundred bytes. The trigger now records the largest image
+side, masks per image and decoded partition size it uploaded, the update's element count
+and the worker count; readers refuse anything beyond them before decoding or allocating.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from exchange.codespec import CodeSpec
+from exchange.errors import CorruptShardError
+from exchange.shards import ShardHeader, pack_shard, unpack_shard
+from tests.faults.table import record
+from worker.data.partition import MAGIC, PartitionFormatError, read_partition, serialize_partition
+from worker.data.pennfudan import Sample
+
+_HEAD = struct.Struct("<8sQ")
+
+
+def _sample(side: int = 16, masks: int = 1) -> Sample:
+    rng = np.random.default_rng(3)
+    m = np.zeros((masks, side, side), np.uint8)
+    m[:, 2:6, 3:9] = 1
+    return Sample(image=rng.integers(0, 256, (side, side, 3), dtype=np.uint8), masks=m,
+                  boxes=np.tile(np.array([[3, 2, 9, 6]], np.float32), (masks, 1)),
+                  labels=np.ones(masks, np.int64), image_id=0)
+
+
+def _crafted(blob: bytes, *, side: int, masks: int) -> bytes:
+    """``blob`` with its manifest rewritten to claim ``masks`` masks of ``side`` x ``side``."""
+    _magic, m = _HEAD.unpack_from(blob, 0)
+    manifest = json.loads(blob[16:16 + m])
+    rec = manifest["samples"][0]
+    rec.update(width=side, height=side, masks=[rec["image"]] * masks,
+               boxes=[[0, 0, 1, 1]] * masks, labels=[1] * masks)
+    text = json.dumps(manifest).encode()
+    return _HEAD.pack(MAGIC, len(text)) + text + blob[16 + m:]
+
+
+@pytest.mark.parametrize("limits", [None, {"image_side": 16, "instances": 1, "partition_bytes": 1024}],
+                         ids=["format caps", "job limits"])
+def test_a_crafted_partition_is_refused_before_anything_is_allocated(limits):
+    blob = _crafted(serialize_partition([_sample()]), side=8192, masks=1000)  # claims 67 GB
+    tracemalloc.start()
+    try:
+        with pytest.raises(PartitionFormatError) as err:
+            read_partition(blob, limits=limits)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak  # a few parsing buffers, never the claimed arrays
+    if limits is None:
+        assert "exceeds the job's limit of 8589934592 bytes" in str(err.value)
+    else:
+        assert "width must be an integer in [1, 16], not 8192" in str(err.value)
+    record(f"crafted partition claiming 1000 masks of 8192x8192 ({'no job limits' if limits is None else 'job limits'})",
+           "refused from its manifest before any PNG is decoded or array allocated (peak "
+           "allocation under 8 MB)", "job stopped (permanent, exit 2)", "none", str(err.value))
+
+
+def test_job_limits_also_cap_masks_and_decoded_bytes():
+    blob = serialize_partition([_sample(masks=3)])
+    assert len(read_partition(blob, limits={"image_side": 16, "instances": 3})) == 1
+    with pytest.raises(PartitionFormatError, match="3 masks, the job allows at most 2"):
+        read_partition(blob, limits={"instances": 2})
+    with pytest.raises(PartitionFormatError, match="decoded size exceeds the job's limit of 1000 bytes"):
+        read_partition(blob, limits={"partition_bytes": 1000})
+
+
+def test_a_shard_longer_than_the_job_allows_is_corrupt():
+    code = CodeSpec("plain", 2)
+    payload = np.zeros(4)
+    blob = pack_shard(ShardHeader(kind="contrib", job="j", round=0, index=0, worker=0, code=code.to_json(),
+                                  length=1 << 40), payload)
+    assert unpack_shard(blob).header.length == 1 << 40  # the format's own cap allows it
+    with pytest.raises(CorruptShardError, match="length 1099511627776 exceeds the job's limit of 4"):
+        unpack_shard(blob, key="k", max_length=4)
+
+
+pytest.importorskip("torch")
+
+from worker.config import ConfigError, RunConfig  # noqa: E402
+from worker.trigger import read_manifest, trigger  # noqa: E402
+
+
+def test_the_trigger_records_the_jobs_true_sizes_and_workers_are_capped(tmp_path):
+    from exchange.stores.local import LocalStore
+
+    cfg = RunConfig(job="lim", store=f"file://{tmp_path}", workers=3, rounds=1, mode="plain",
+                    model="small_cnn", min_size=64, max_size=64, image_size=48, synth_images=8,
+                    encrypt=False, evaluate=False)
+    store = LocalStore(tmp_path)
+    trigger(cfg, store)
+    limits = read_manifest(store, "lim").limits
+    assert limits["image_side"] == 48 and limits["workers"] == 3
+    assert 0 < limits["instances"] <= 8 and limits["partition_bytes"] >= 48 * 48 * 3
+    assert limits["update_elements"] > 1000
+    with pytest.raises(ValueError, match="must be at most 1024, not 10000"):
+        RunConfig(workers=10_000, launcher="ray")
+    with pytest.raises(ConfigError, match="local launcher runs at most 128 worker processes"):
+        RunConfig(workers=200)
+    with pytest.raises(ConfigError) as err:
+        trigger(cfg.with_overrides(job="few", workers=9), store)
+    assert str(err.value) == ("The data holds 8 images, but 9 workers need at least 10 (one partition "
+                              "each and a held-out split); use fewer workers or more data.")
+    record("--workers 10000, or more workers than images", "refused before anything is uploaded, "
+           "in one line", "job not started", "none", str(err.value))
+
+
+def test_limits_in_a_manifest_are_checked_when_read():
+    from worker.trigger import JobManifest, ManifestError, _body_digest
+
+    cfg = RunConfig(job="m", encrypt=False)
+    good = JobManifest(job="m", config=cfg, partitions=(1,) * 5, holdout=1, assignment=((0,),) * 5,
+                       created=0.0, limits={"workers": 5})
+    assert JobManifest.from_bytes(good.to_bytes()).limits == {"workers": 5}
+    obj = json.loads(good.to_bytes())
+    obj["limits"] = {"workers": -1}
+    with pytest.raises(ManifestError, match="damaged: its SHA-256 differs"):
+        JobManifest.from_bytes(json.dumps(obj).encode())
+    del obj["sha256"]
+    obj["sha256"] = _body_digest(obj)  # a well-formed digest over a bad limit
+    with pytest.raises(ManifestError, match="limits\\['workers'\\] must be a positive integer"):
+        JobManifest.from_bytes(json.dumps(obj).encode())

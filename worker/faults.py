@@ -1,0 +1,110 @@
+"""Fault injection for benchmarks and the fault suite: stragglers, crashes, kills, dead workers.
+
+Every rule is a :class:`worker.config.Straggle` in the run's config (``--straggle``), and
+every draw is seeded from ``(seed, worker, round, attempt)``, so a run's faults repeat
+exactly. None of them changes an update: a faulty run must end with the fault-free model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any
+
+import numpy as np
+
+from coding.errors import KofnError
+from exchange.stores.base import Store
+from worker.config import RunConfig
+
+__all__ = ["KillSwitch", "WorkerCrash", "crashes", "is_dead", "kills", "straggle_delay"]
+
+log = logging.getLogger("worker.runner")
+
+
+class WorkerCrash(KofnError):
+    """An injected crash: the worker stops as if its machine died."""
+
+
+def straggle_delay(cfg: RunConfig, worker: int, r: int, role: str = "trainer") -> float:
+    """Seconds worker ``worker``'s ``role`` is held back in round ``r`` (fixed + shifted-exp)."""
+    delay = 0.0
+    for i, rule in enumerate(cfg.straggle):
+        if not rule.applies_to(worker) or rule.role != role:
+            continue
+        if rule.kind == "fixed":
+            delay += rule.delay
+        elif rule.kind == "shiftexp":
+            rng = np.random.default_rng([cfg.seed, 1, worker, r, i])
+            delay += rule.shift + float(rng.exponential(1.0 / rule.rate))
+    return delay
+
+
+def crashes(cfg: RunConfig, worker: int, r: int, attempt: int) -> bool:
+    """Whether the injected crash probability fires for this worker, round and attempt."""
+    for i, rule in enumerate(cfg.straggle):
+        if rule.kind == "crash" and rule.applies_to(worker) and rule.prob > 0:
+            if np.random.default_rng([cfg.seed, 2, worker, r, attempt, i]).random() < rule.prob:
+                return True
+    return False
+
+
+def kills(cfg: RunConfig, worker: int, r: int, attempt: int) -> bool:
+    """Whether an injected ``kill`` fires mid-upload for this worker, round and attempt."""
+    for i, rule in enumerate(cfg.straggle):
+        if rule.kind == "kill" and rule.applies_to(worker) and rule.prob > 0:
+            if np.random.default_rng([cfg.seed, 3, worker, r, attempt, i]).random() < rule.prob:
+                return True
+    return False
+
+
+OWN_PROCESS = False
+"""Set by ``python -m worker.runner``: an injected kill may SIGKILL this process."""
+
+
+class KillSwitch(Store):
+    """Passes every call through; once armed, the next share written is the process's last.
+
+    The ``kill`` fault: after the share's PUT returns, the process sends itself SIGKILL,
+    so the round holds some of its shares and no done marker, as when a machine dies
+    mid-upload. Only workers with a ``kill`` rule get this wrapper.
+    """
+
+    def __init__(self, inner: Store, worker: int):
+        self.inner, self.worker, self.armed = inner, worker, False
+
+    def put(self, key: str, data: bytes | bytearray | memoryview, *, if_absent: bool = False) -> Any:
+        out = self.inner.put(key, data, if_absent=if_absent)
+        if self.armed and "/contrib/" in key:
+            self.armed = False
+            if OWN_PROCESS:
+                log.warning("killing this process (injected kill) after writing %s", key)
+                for h in logging.getLogger().handlers:
+                    h.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise WorkerCrash(f"worker {self.worker} killed (injected) after writing {key}")
+        return out
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        return self.inner.get_range(key, start, length)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def list(self, prefix: str = "") -> list[str]:
+        return self.inner.list(prefix)
+
+    def delete(self, keys: Any) -> None:
+        self.inner.delete(keys)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def is_dead(cfg: RunConfig, worker: int) -> bool:
+    """Whether a ``dead`` rule silences this worker for the whole job."""
+    return any(rule.kind == "dead" and rule.applies_to(worker) for rule in cfg.straggle)
