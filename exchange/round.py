@@ -302,7 +302,8 @@ class Exchange:
         quorum = int(self.config.quorum)  # type: ignore[arg-type]
         seen: list[int] = []
         # Waiting: look the done markers up one by one. A one-off look (a takeover) reads
-        # the agreed set if there is one, else lists the markers once (recovery).
+        # the agreed set if there is one, else looks the markers up with the caller's
+        # probe, or lists them once (recovery) when it has none.
         if wait and done is None:
             done = self._done_probe(meter, r)
 
@@ -360,10 +361,14 @@ class Exchange:
         self._aggregate(meter, r, j, wait=True)
         return meter.stats
 
-    def _aggregate(self, meter: _Meter, r: int, j: int, *, wait: bool) -> bool:
-        """Make and write ``merged/{j}``; return False if ``wait`` is off and inputs aren't ready."""
+    def _aggregate(self, meter: _Meter, r: int, j: int, *, wait: bool, done: KeyProbe | None = None) -> bool:
+        """Make and write ``merged/{j}``; return False if ``wait`` is off and inputs aren't ready.
+
+        ``done`` is a takeover's probe of the done markers, kept across its looks so that
+        it finds them by GET instead of listing them on every look.
+        """
         if not self.code.needs_consensus:
-            got = self._gather_any(meter, r, j, wait=wait)
+            got = self._gather_any(meter, r, j, wait=wait, done=done)
         else:
             early: dict[int, cf.Future] = {}
             on_seen = None
@@ -374,7 +379,7 @@ class Exchange:
                     for w in done:
                         if w not in early:
                             early[w] = self._pool.submit(self._fetch_one, meter, r, j, w)
-            members = self._members(meter, r, wait=wait, on_seen=on_seen)
+            members = self._members(meter, r, wait=wait, on_seen=on_seen, done=done)
             if members is None:
                 return False
             got = self._gather(meter, r, j, members, early)
@@ -437,13 +442,14 @@ class Exchange:
         self._consistent(shards, keys)
         return list(members), shards
 
-    def _gather_any(self, meter: _Meter, r: int, j: int, *, wait: bool):
+    def _gather_any(self, meter: _Meter, r: int, j: int, *, wait: bool, done: KeyProbe | None = None):
         """Gradient modes: the first ``n - s`` good contributions for aggregator ``j``."""
         need = self.code.contributions_needed
         good: dict[int, Shard] = {}
         bad: set[int] = set()
         seen: list[int] = []
-        done = self._done_probe(meter, r) if wait else None
+        if done is None and wait:
+            done = self._done_probe(meter, r)
 
         def probe():
             seen[:] = self._done_workers(meter, r, done)
@@ -589,7 +595,9 @@ class Exchange:
                 and (overdue or j in state.repair)]
         for j in todo:
             try:
-                made = self._aggregate(meter, r, j, wait=False)
+                if state.done is None:  # one probe for every look of this collect
+                    state.done = self._done_probe(meter, r)
+                made = self._aggregate(meter, r, j, wait=False, done=state.done)
             except NotKeyHolderError:  # sealed to aggregator j alone: wait for its shard
                 state.foreign.add(j)
                 made = False
@@ -672,3 +680,4 @@ class _CollectState:
     takeovers: int = 0
     behind_checked: float = 0.0
     merged: KeyProbe | None = None
+    done: KeyProbe | None = None  # the done markers, as takeovers look them up

@@ -22,7 +22,9 @@ from exchange.stores.s3 import S3Store
 from tests.faults.table import record
 
 SERVER = Path(__file__).resolve().parents[2] / "scripts" / "s3-server"
-OUTAGE_S = 10.0
+# 10 s in make test; the 30 s-plus outage the guarantee names is run by hand with
+# KOFN_OUTAGE_S=35 .venv/bin/python -m pytest -q tests/faults/test_outage.py
+OUTAGE_S = float(os.environ.get("KOFN_OUTAGE_S", "10"))
 
 
 def _round(store, job: str, updates: np.ndarray, seed: int) -> dict[int, np.ndarray]:
@@ -79,6 +81,54 @@ def test_rgw_outage_mid_round_delays_and_completes(s3_store, caplog):
         np.testing.assert_array_equal(got[w], reference[w])
     seen = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
     assert seen, "no retry was logged"
-    record("RGW outage of 10 s mid-round (radosgw stopped by PID)",
+    record(f"RGW outage of {OUTAGE_S:g} s mid-round (radosgw stopped by PID)",
            "retried each call with backoff; the round completed with the fault-free sums",
-           "0 (one round ran ~10 s longer)", "none", seen[0].split(" (")[0][:160])
+           f"0 (one round ran ~{OUTAGE_S:g} s longer)", "none", seen[0].split(" (")[0][:160])
+
+
+@pytest.mark.skipif(bool(os.environ.get("KOFN_S3_ENDPOINT")), reason="needs the local RGW")
+def test_rgw_outage_mid_job_is_ridden_through_by_driver_and_workers(s3_prefix, s3_bucket, tmp_path):
+    """A whole ``kofn train`` job on RGW (driver in this process, worker processes), radosgw
+    down for OUTAGE_S after round 1: nobody stops, and the model equals the local run's."""
+    pytest.importorskip("torch")
+    from worker.commands.train import run_job
+    from worker.config import RunConfig
+    from worker.trigger import checkpoint_key
+
+    def cfg(job: str, store: str) -> RunConfig:
+        return RunConfig(job=job, store=store, workers=3, rounds=3, mode="plain", model="small_cnn",
+                         min_size=64, max_size=64, image_size=64, synth_images=8, local_iters=1,
+                         batch_size=2, encrypt=False, evaluate=False, grace=0.3, round_timeout=300.0,
+                         runs_dir=str(tmp_path / "runs"), seed=3)
+
+    ref = run_job(cfg("ref", str(tmp_path / "store")), live=False, log=lambda _m: None)
+    s3 = S3Store(s3_bucket, s3_prefix)
+    stopped: list[float] = []
+
+    def outage() -> None:
+        deadline = time.monotonic() + 600
+        while not s3.exists(checkpoint_key("out", 1)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        subprocess.run([str(SERVER), "rgw-stop"], check=True, capture_output=True, timeout=60)
+        stopped.append(time.monotonic())
+        try:
+            time.sleep(OUTAGE_S)
+        finally:
+            subprocess.run([str(SERVER), "rgw-start"], check=True, capture_output=True, timeout=120)
+
+    chaos = threading.Thread(target=outage)
+    chaos.start()
+    lines: list[str] = []
+    try:
+        got = run_job(cfg("out", f"s3://{s3_bucket}/{s3_prefix.rstrip('/')}"), live=False,
+                      log=lines.append)
+    finally:
+        chaos.join()
+    assert stopped, "the outage never started"
+    assert got.launch is not None and got.launch.restarts == 0, lines  # nobody was stopped
+    for name, value in ref.final_state.items():
+        np.testing.assert_array_equal(got.final_state[name], value, err_msg=name)
+    record(f"RGW outage of {OUTAGE_S:g} s mid-job (a whole kofn train job: driver and worker "
+           "processes)", "the driver kept following and the workers kept retrying; no worker "
+           "was stopped or restarted, and the final model equals the local store run's bit for "
+           "bit", "0 (the job ran that much longer)", "none", "(retry warnings in the logs)")
