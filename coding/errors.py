@@ -2,7 +2,7 @@
 
 All kofn errors derive from :class:`KofnError`, so the CLI can turn any of them into a
 one-line message and a non-zero exit. Input validation raises the built-in
-``ValueError``/``TypeError`` with one wording everywhere (see :mod:`coding._validate`).
+``ValueError``/``TypeError`` with one wording everywhere (see :mod:`coding.validate`).
 """
 
 from __future__ import annotations

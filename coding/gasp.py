@@ -40,7 +40,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._validate import check_int, check_prime
 from .degree_table import (
     DegreeTable,
     all_nonsingular,
@@ -51,6 +50,7 @@ from .degree_table import (
 )
 from .gfp import MAX_PRIME, as_gfp, gfp_matmul, gfp_random
 from .polynomial import _check_indices, split_blocks
+from .validate import check_int, check_prime
 
 __all__ = ["GASPCode", "gasp_table", "least_threshold", "secure_tables", "yang_lee_table"]
 

@@ -33,7 +33,7 @@ from math import gcd
 
 import numpy as np
 
-from ._validate import check_int
+from .validate import check_int
 
 __all__ = [
     "CANDIDATES",

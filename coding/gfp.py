@@ -29,18 +29,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._blas import single_thread_blas
-from ._validate import check_int, check_prime
+from .blas import single_thread_blas
+from .validate import check_int, check_prime
 
 __all__ = [
     "MAX_PRIME",
     "MatmulPlan",
+    "SKINNY_BLOCK_BYTES",
     "as_gfp",
     "galois_field",
     "gfp_inv",
     "gfp_matmul",
     "gfp_random",
     "gfp_vandermonde",
+    "skinny_matmul",
+    "skinny_shift",
     "matmul_plan",
 ]
 
@@ -62,7 +65,7 @@ _REDUCE_COST = 64
 _SKINNY_ROWS = 32
 _SKINNY_INNER = 64
 _SKINNY_MIN_COLS = 2048
-_SKINNY_BLOCK_BYTES = 1 << 20
+SKINNY_BLOCK_BYTES = 1 << 20
 
 
 @functools.cache
@@ -295,7 +298,7 @@ def _is_skinny(m: int, k: int, n: int) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _skinny_shift(p: int, k: int) -> tuple[int, int]:
+def skinny_shift(p: int, k: int) -> tuple[int, int]:
     """Fewest limbs ``la`` of width ``s`` for a left operand with inner dimension ``k``.
 
     Each limb product is a sum of ``k`` terms below ``2^s * p``, and a Horner step adds one
@@ -309,7 +312,7 @@ def _skinny_shift(p: int, k: int) -> tuple[int, int]:
     raise ValueError(f"Argument 'A' has an inner dimension k={k} too long for the skinny path.")
 
 
-def _skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray, *,
+def skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray, *,
                    width: int | None = None, work: dict | None = None) -> np.ndarray:
     """``out[...] = A @ B mod p`` for a small ``A`` (m, k) and a wide ``B`` (k, n).
 
@@ -339,12 +342,12 @@ def _skinny_matmul(A: np.ndarray, B: np.ndarray, p: int, out: np.ndarray, *,
     """
     m, k = A.shape
     n = B.shape[1]
-    la, s = _skinny_shift(p, k)
+    la, s = skinny_shift(p, k)
     mask = (1 << s) - 1
     # high limb first, so Horner runs down the stacked rows
     Af = np.concatenate([(A >> (s * i)) & mask for i in range(la - 1, -1, -1)]).astype(np.float64)
     if width is None:
-        width = max(256, _SKINNY_BLOCK_BYTES // (8 * max(k, la * m)))
+        width = max(256, SKINNY_BLOCK_BYTES // (8 * max(k, la * m)))
     shift, inv_p = float(1 << s), 1.0 / p
     key = (la * m, m, width)
     if work is not None and work.get("key") == key:
@@ -400,7 +403,7 @@ def gfp_matmul(A: object, B: object, p: int) -> np.ndarray:
     -----
     A small coefficient matrix times a wide payload (at most ``_SKINNY_ROWS`` rows and
     ``_SKINNY_INNER`` columns, at least ``_SKINNY_MIN_COLS`` payload columns) takes a
-    streaming path instead: see :func:`_skinny_matmul`.
+    streaming path instead: see :func:`skinny_matmul`.
 
     At ``p = 2**25 - 39`` the left operand is split into two 13-bit limbs, so the cost is
     about two float64 products plus a few elementwise passes; for ``p < 2**26`` and short
@@ -424,7 +427,7 @@ def gfp_matmul(A: object, B: object, p: int) -> np.ndarray:
     if k == 0 or m == 0 or n == 0:
         C = np.zeros((m, n), dtype=np.int64)
     elif _is_skinny(m, k, n):
-        C = _skinny_matmul(A2, B2, p, np.empty((m, n), dtype=np.int64))
+        C = skinny_matmul(A2, B2, p, np.empty((m, n), dtype=np.int64))
     else:
         C = _to_range(_matmul_float(A2, B2, matmul_plan(p, k), p), p)
     if A.ndim == 1:

@@ -32,8 +32,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._validate import check_int
 from .errors import DuplicateIndexError, NotEnoughShardsError
+from .validate import check_int
 
 __all__ = ["GradientCode"]
 

@@ -57,10 +57,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._validate import check_int, check_prime
 from .degree_table import decode_rows, gfp_powers
 from .gfp import MAX_PRIME, as_gfp, gfp_matmul, gfp_random
 from .polynomial import _check_indices, _field_prime
+from .validate import check_int, check_prime
 
 __all__ = ["MatDotCode", "SecureMatDotCode", "split_inner"]
 

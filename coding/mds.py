@@ -24,10 +24,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._blas import single_thread_blas
-from ._validate import check_int, check_shape
+from .blas import single_thread_blas
 from .errors import DuplicateIndexError, NotEnoughShardsError, OverflowRiskError
 from .generators import gfp_generator, real_generator, submatrix_conditions
+from .validate import check_int, check_shape
 
 __all__ = ["MDSCode"]
 
@@ -540,7 +540,7 @@ def _parallel_columns(run, ncols: int, width: int) -> None:
 
     numpy's copies and BLAS products release the GIL, so plain threads scale on the
     memory-bound blocked loops; one BLAS thread per worker avoids OpenBLAS's own hand-off,
-    which costs more than a skinny product itself (see :mod:`coding._blas`).
+    which costs more than a skinny product itself (see :mod:`coding.blas`).
     """
     global _POOL
     threads = _threads()

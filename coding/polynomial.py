@@ -33,9 +33,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._validate import check_int, check_prime
 from .errors import DuplicateIndexError, NotEnoughShardsError
 from .gfp import MAX_PRIME, as_gfp, galois_field, gfp_inv, gfp_matmul, gfp_vandermonde
+from .validate import check_int, check_prime
 
 __all__ = ["PolynomialCode"]
 

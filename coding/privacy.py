@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_int, check_prime, check_real
+from .validate import check_int, check_prime, check_real
 
 __all__ = ["IndependenceResult", "exact_independence", "independence_test"]
 

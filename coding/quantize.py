@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
-from ._validate import _is_prime, check_int, check_prime, check_real
 from .errors import OverflowRiskError
 from .gfp import MAX_PRIME, as_gfp
+from .validate import _is_prime, check_int, check_prime, check_real
 
 __all__ = ["Quantizer", "choose_frac_bits", "next_prime"]
 

@@ -31,9 +31,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._validate import check_int, check_prime
 from .gfp import MAX_PRIME, as_gfp, galois_field, gfp_inv, gfp_matmul, gfp_random, gfp_vandermonde
 from .polynomial import _check_indices, split_blocks
+from .validate import check_int, check_prime
 
 __all__ = ["SecureMatMulCode"]
 

@@ -26,9 +26,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._validate import check_int, check_prime
-from .gfp import MAX_PRIME, _skinny_matmul, as_gfp, galois_field, gfp_matmul, gfp_random
+from .gfp import MAX_PRIME, as_gfp, galois_field, gfp_matmul, gfp_random, skinny_matmul
 from .polynomial import _check_indices
+from .validate import check_int, check_prime
 
 __all__ = ["SecretShareCode", "lagrange_matrix"]
 
@@ -219,7 +219,7 @@ class SecretShareCode:
         ``out`` (n, m) any dtype holding ``[0, p)``; nothing is validated. Same values as
         :meth:`_encode_with_masks`.
         """
-        return _skinny_matmul(self._U, XZ, self._p, out)
+        return skinny_matmul(self._U, XZ, self._p, out)
 
     def _decode_into(self, Y: np.ndarray, indices: Sequence[int], out: np.ndarray) -> np.ndarray:
         """``out[...] = `` the message rows (k, m) from the first ``k + t`` rows of ``Y``.
@@ -229,4 +229,4 @@ class SecretShareCode:
         """
         kt = self.threshold
         idx = _check_indices(indices, self._n, Y.shape[0], kt, "shares")[:kt]
-        return _skinny_matmul(self._decoder(idx), Y[:kt], self._p, out)
+        return skinny_matmul(self._decoder(idx), Y[:kt], self._p, out)

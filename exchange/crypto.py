@@ -37,7 +37,7 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from coding._validate import check_int
+from coding.validate import check_int
 from exchange.errors import DecryptionError, KeyFileError, NotKeyHolderError
 from exchange.stores.base import Store, check_key
 

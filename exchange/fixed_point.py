@@ -21,7 +21,7 @@ the size of the update is allocated besides the output.
 Exactness. Limbs and limb sums are integers below ``2**53``, so they are computed in
 float64 exactly; ``CodeSpec`` checks ``n (2**b - 1) < p`` (limb sums never wrap) and ``n
 2**(F + I + 1) < 2**53`` (the recombined sum is exact), and the products run through
-:func:`coding.gfp._skinny_matmul`, which is exact.
+:func:`coding.gfp.skinny_matmul`, which is exact.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from collections.abc import Sequence
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from coding._validate import check_int
 from coding.errors import NotEnoughShardsError, OverflowRiskError
-from coding.gfp import _SKINNY_BLOCK_BYTES, _skinny_matmul, _skinny_shift, gfp_random
+from coding.gfp import SKINNY_BLOCK_BYTES, gfp_random, skinny_matmul, skinny_shift
+from coding.validate import check_int
 from exchange.codes.base import Code as CodeSpec
 from exchange.codes.base import check_indices as _check_indices
 from exchange.codes.base import check_update as _check_update
@@ -164,8 +164,8 @@ def decode_limb_sums(merged: np.ndarray, indices: Sequence[int], spec: CodeSpec,
 
 def _block_width(rows: int, inner: int, spec: CodeSpec) -> int:
     """Columns per streamed block: the product's stacked limbs fill 1 MiB."""
-    la, _ = _skinny_shift(spec.p, inner)
-    width = _SKINNY_BLOCK_BYTES // (8 * max(inner, la * rows))
+    la, _ = skinny_shift(spec.p, inner)
+    width = SKINNY_BLOCK_BYTES // (8 * max(inner, la * rows))
     return max(spec.n_limbs, width - width % spec.n_limbs)
 
 
@@ -273,7 +273,7 @@ def encode_secure(x: np.ndarray, spec: CodeSpec, rng: np.random.Generator | None
             _masks_into(XZ[k:, :w], p, stream)
         else:
             XZ[k:, :w] = masks[:, c0 : c0 + w]
-        _skinny_matmul(U, XZ[:, :w], p, res[:, :w], width=width, work=work)
+        skinny_matmul(U, XZ[:, :w], p, res[:, :w], width=width, work=work)
         for j in range(n):
             result[j][c0 : c0 + w] = res[j, :w]
     return result
@@ -328,7 +328,7 @@ def decode_secure(merged: Sequence[np.ndarray] | np.ndarray, idx: list[int], spe
         Yb = Y[:, :w]
         if Yb.size and (Yb.max() >= p or Yb.min() < 0):
             raise ValueError(f"Argument 'merged' must have entries in [0, p={p}).")
-        _skinny_matmul(D, Yb, p, R[:, :w], width=width, work=work)
+        skinny_matmul(D, Yb, p, R[:, :w], width=width, work=work)
         e0, ne = c0 // nl, w // nl
         for r in range(k):
             lo = r * mm + e0

@@ -55,8 +55,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coding._validate import check_int
 from coding.errors import NotEnoughShardsError
+from coding.validate import check_int
 from exchange.errors import (
     CorruptShardError,
     DecryptionError,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coding._validate import check_int, check_real
+from coding.validate import check_int, check_real
 from exchange.codes import Code
 from exchange.layout import TensorLayout, unflatten
 from exchange.stores.base import Store

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coding._validate import check_int
 from coding.errors import KofnError
+from coding.validate import check_int
 from exchange.codes import Code
 from exchange.errors import CorruptShardError, DecryptionError, RoundBehindError, RoundTimeoutError
 from exchange.layout import TensorLayout, flatten, unflatten

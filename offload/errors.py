@@ -1,7 +1,7 @@
 """Errors raised by :mod:`offload`.
 
 Field-level checks raise the built-in ``ValueError``/``TypeError`` with the shared wording of
-:mod:`coding._validate` (``Argument 'master.power' must be at least 0.0, not -1.0.``).
+:mod:`coding.validate` (``Argument 'master.power' must be at least 0.0, not -1.0.``).
 Problems that involve several fields at once, or a malformed instance file, raise
 :class:`InstanceError`. An instance that cannot meet its latency budget is *not* an error:
 policies return a :class:`~offload.placement.Placement` with ``feasible=False``.

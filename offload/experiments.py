@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coding._validate import check_int
+from coding.validate import check_int
 from offload.generator import GeneratorConfig, generate
 from offload.policies import get_policy
 

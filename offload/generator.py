@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coding._validate import check_int, check_real
+from coding.validate import check_int, check_real
 from offload.errors import InstanceError
 from offload.model import Budget, Channel, Instance, Master, Task, Workers
 from offload.world import ResultLink, Straggler

@@ -37,7 +37,7 @@ from functools import cached_property
 
 import numpy as np
 
-from coding._validate import check_real
+from coding.validate import check_real
 from offload.errors import InstanceError
 from offload.parts import Budget, Channel, Master, Task
 from offload.world import ResultLink, Straggler

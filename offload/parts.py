@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coding._validate import check_int, check_real
+from coding.validate import check_int, check_real
 
 __all__ = ["Task", "Master", "Channel", "Budget"]
 

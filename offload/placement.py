@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coding._validate import check_int
+from coding.validate import check_int
 from offload import pb
 from offload.errors import InstanceError
 from offload.model import Instance

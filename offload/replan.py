@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coding._validate import check_int, check_real
+from coding.validate import check_int, check_real
 from offload.model import Instance, check_instance
 from offload.placement import Placement
 from offload.policies._rng import as_rng

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coding._validate import check_real
+from coding.validate import check_real
 from offload.errors import InstanceError
 
 __all__ = ["LAWS", "Straggler", "ResultLink", "load_trace"]

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coding._validate import check_int, check_real
 from coding.errors import KofnError
+from coding.validate import check_int, check_real
 
 __all__ = [
     "MODES",
     "SECTIONS",
-    "LAUNCHERS",
     "STRAGGLE_KINDS",
     "ConfigError",
     "RunConfig",
@@ -36,7 +35,6 @@ __all__ = [
 
 #: The built-in run modes (codes from :mod:`exchange.codes`; any registered name works).
 MODES = ("plain", "backup", "mds", "gradient", "secure")
-LAUNCHERS = ("local", "ray", "lambda")
 STRAGGLE_KINDS = ("fixed", "shiftexp", "crash", "kill", "dead")
 STRAGGLE_ROLES = ("trainer", "aggregator")
 
@@ -189,6 +187,19 @@ def _straggle_from_toml(value: object) -> tuple[Straggle, ...]:
 
 
 
+def _check_store_url(store: object) -> None:
+    from exchange.stores.url import STORES
+
+    scheme = store.partition("://")[0].lower() if isinstance(store, str) and "://" in store else ""
+    if not isinstance(store, str) or not store or (scheme and scheme not in STORES) or (
+            scheme == "file" and not store.startswith("file:///")):
+        raise ConfigError(f"Argument 'store' must be a path, file:///ABS/PATH, s3://BUCKET[/PREFIX] "
+                          f"or another registered scheme ({', '.join(STORES.names())}), not {store!r}.")
+    if scheme == "memory":
+        raise ConfigError(f"Argument 'store' is {store!r}, but a memory:// store lives in one process "
+                          f"and kofn train's workers are separate processes; use a path or s3://.")
+
+
 MAX_WORKERS = 1024
 """The most workers a job may have (every code's generator is at most this wide)."""
 MAX_LOCAL_WORKERS = 128
@@ -339,18 +350,16 @@ class RunConfig:
             raise ConfigError(f"Argument 'workers' is {n}: the local launcher runs at most "
                               f"{MAX_LOCAL_WORKERS} worker processes on one machine (use --launcher "
                               f"ray or lambda).")
+        from worker.plugins import LAUNCHERS
+
         if self.launcher not in LAUNCHERS:
-            raise ConfigError(
-                f"Argument 'launcher' must be one of {', '.join(LAUNCHERS)}, not {self.launcher!r}."
-            )
+            raise ConfigError(f"Argument 'launcher' must be one of {', '.join(LAUNCHERS.names())}, "
+                              f"not {self.launcher!r}.")
         if self.job and not _JOB_RE.match(self.job):
             raise ConfigError(
                 f"Argument 'job' must be 1-64 letters, digits, '.', '_' or '-', not {self.job!r}."
             )
-        if not isinstance(self.store, str) or not self.store or (
-                "://" in self.store and not self.store.startswith(("file:///", "s3://"))):
-            raise ConfigError(f"Argument 'store' must be a path, file:///ABS/PATH or s3://BUCKET[/PREFIX], "
-                              f"not {self.store!r}.")
+        _check_store_url(self.store)
         check_int("s", self.s, low=0, high=n - 1, high_name="n-1")
         object.__setattr__(self, "straggle", _straggle_from_toml(self.straggle))
         if self.k is not None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coding._validate import check_int, check_real
+from coding.validate import check_int, check_real
 from worker.config import ConfigError
 
 __all__ = ["PRICES_PATH", "CostLine", "CostTable", "Prices", "Usage", "estimate_cost", "job_cost",

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from coding._validate import check_int
+from coding.validate import check_int
 from worker.data.partition import as_pairs
 from worker.local_train import seeded, to_device
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from coding._validate import check_int, check_real
 from coding.errors import KofnError
+from coding.validate import check_int, check_real
 from worker.data.partition import as_pairs
 from worker.models import build_model, load_numpy_state, state_to_numpy
 

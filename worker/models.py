@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from coding._validate import check_int
 from coding.errors import KofnError
+from coding.validate import check_int
 from exchange.layout import TensorLayout, flatten, unflatten
 
 __all__ = [

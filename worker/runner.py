@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from coding._validate import check_int
 from coding.errors import KofnError
+from coding.validate import check_int
 from exchange.errors import RoundTimeoutError
 from exchange.stores.base import Store
 from exchange.stores.counting import CountingStore

@@ -23,9 +23,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from coding._blas import single_thread_blas
-from coding._validate import check_int
+from coding.blas import single_thread_blas
 from coding.errors import DuplicateIndexError, NotEnoughShardsError
+from coding.validate import check_int
 
 __all__ = ["BuiltinCode", "Code", "as_rows", "check_indices", "check_update", "rows", "weighted_sum"]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coding._validate import check_int
 from coding.errors import NotEnoughShardsError
+from coding.validate import check_int
 from exchange.codes.base import check_indices
 from exchange.codes.mds import RealMDSStage
 from exchange.codes.sliced import SlicedCode

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coding._validate import check_int
 from coding.errors import NotEnoughShardsError
+from coding.validate import check_int
 from exchange.codes.base import BuiltinCode, as_rows, check_indices, check_update, rows
 
 __all__ = ["MDS", "mds_code"]

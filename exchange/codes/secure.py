@@ -13,8 +13,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from coding._validate import check_int, check_prime
 from coding.errors import NotEnoughShardsError, OverflowRiskError
+from coding.validate import check_int, check_prime
 from exchange.codes.base import BuiltinCode, as_rows, check_indices, check_update
 from exchange.fixed_point import decode_secure, encode_secure, reduce_secure
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coding._validate import check_int
 from coding.errors import NotEnoughShardsError
+from coding.validate import check_int
 from exchange.codes.base import (
     BuiltinCode,
     as_rows,

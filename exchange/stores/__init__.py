@@ -7,10 +7,11 @@ package's attribute) so that local-only users do not pay for importing boto3.
 from exchange.stores.base import Store, check_key
 from exchange.stores.counting import CountingStore, StoreStats
 from exchange.stores.local import LocalStore
-from exchange.stores.url import open_store
+from exchange.stores.memory import MemoryStore
+from exchange.stores.url import STORES, open_store
 
-__all__ = ["CountingStore", "LocalStore", "S3Store", "Store", "StoreStats", "check_key",
-           "open_store"]
+__all__ = ["STORES", "CountingStore", "LocalStore", "MemoryStore", "S3Store", "Store", "StoreStats",
+           "check_key", "open_store"]
 
 
 def __getattr__(name: str) -> object:

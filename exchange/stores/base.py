@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable
 
-from coding._validate import check_int
+from coding.validate import check_int
 
 __all__ = ["Store", "check_key"]
 

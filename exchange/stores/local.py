@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from coding._validate import check_int
+from coding.validate import check_int
 from exchange.stores.base import Store, check_key
 
 __all__ = ["LocalStore"]
@@ -210,3 +210,13 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def from_url(url: str, *, fsync: bool = False, **_options: object) -> LocalStore:
+    """``file:///absolute/path``: a :class:`LocalStore` at that path."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.netloc not in ("", "localhost") or not parts.path:
+        raise ValueError(f"Argument 'url' must be file:///absolute/path, not {url!r}.")
+    return LocalStore(urllib.parse.unquote(parts.path), fsync=fsync)

@@ -29,7 +29,7 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from coding._validate import check_int, check_real
+from coding.validate import check_int, check_real
 from exchange.stores.base import Store, check_key
 
 __all__ = ["S3Store", "is_transient", "translate_error"]
@@ -452,3 +452,17 @@ def _total_size(content_range: str | None, got: int) -> int:
         return got
     total = content_range.rsplit("/", 1)[1]
     return int(total) if total.isdigit() else got
+
+
+def from_url(url: str, **_options: object) -> S3Store:
+    """``s3://bucket/prefix``: an :class:`S3Store`; credentials, region and endpoint come
+    from the standard AWS environment."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.query or parts.fragment or not parts.netloc:
+        raise ValueError(f"Argument 'url' must be s3://bucket/prefix, not {url!r}.")
+    prefix = parts.path.lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return S3Store(parts.netloc, prefix)

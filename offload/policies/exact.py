@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coding._validate import check_int, check_real
+from coding.validate import check_int, check_real
 from offload import pb
 from offload.model import Instance, check_instance
 from offload.placement import Placement, _evaluate, most_reliable, search_view

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from coding._validate import check_int
+from coding.validate import check_int
 from offload.model import Instance, check_instance
 from offload.placement import Placement, most_reliable
 from offload.policies._baseline import repaired_at

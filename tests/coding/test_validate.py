@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from coding._validate import check_int, check_prime, check_real
+from coding.validate import check_int, check_prime, check_real
 
 
 def test_check_int_accepts_numpy_integers():

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from coding._validate import check_int
+from coding.validate import check_int
 from exchange import LocalStore, RoundConfig
 from exchange.codes import (
     CODES,

@@ -91,9 +91,11 @@ class StoreContract:
                 store.put("atomic", versions[r % 4])
             stop.set()
 
-        def read() -> None:
-            while not stop.is_set():
+        def read() -> None:  # at least once, even if a fast store's writer is already done
+            while True:
                 seen.append(bytes(store.get("atomic")))
+                if stop.is_set():
+                    break
 
         threads = [threading.Thread(target=write), threading.Thread(target=read)]
         for t in threads:
@@ -169,6 +171,24 @@ class TestLocalStore(StoreContract):
         (tmp_path / "file").write_bytes(b"")
         with pytest.raises(NotADirectoryError, match="Argument 'root'"):
             LocalStore(tmp_path / "file")
+
+
+class TestMemoryStore(StoreContract):
+    @pytest.fixture
+    def store(self, request) -> Store:
+        from exchange.stores.memory import MemoryStore
+
+        name = f"test-{request.node.name}"
+        yield MemoryStore(name)
+        MemoryStore.drop(name)
+
+    def test_one_name_is_one_space(self, store) -> None:
+        from exchange.stores.memory import MemoryStore
+
+        store.put("k", bytearray(b"v"))
+        assert MemoryStore(store.name).get("k") == b"v"
+        assert open_store(f"memory://{store.name}").get("k") == b"v"
+        assert not MemoryStore(store.name + "-other").exists("k")
 
 
 class TestEncryptedStore(StoreContract):

@@ -76,9 +76,9 @@ def _choices(name: str) -> tuple[str, ...] | None:
     if name == "mode":
         return code_names()
     if name == "launcher":
-        from worker.config import LAUNCHERS
+        from worker.plugins import LAUNCHERS
 
-        return LAUNCHERS
+        return LAUNCHERS.names()
     return None
 
 

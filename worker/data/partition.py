@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from coding._validate import check_int, check_real
 from coding.errors import KofnError
+from coding.validate import check_int, check_real
 from worker.data.pennfudan import Sample
 
 __all__ = [

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from coding._validate import check_int
+from coding.validate import check_int
 
 __all__ = ["MAX_SIDE", "MIN_SIDE", "parse_size", "synth_sample", "write_synthetic"]
 

@@ -74,19 +74,11 @@ class Launcher(abc.ABC):
 
 def make_launcher(cfg: RunConfig, *, log_dir: str | Path | None = None,
                   verbose: bool = False) -> Launcher:
-    """The launcher ``cfg.launcher`` names, configured from ``cfg``.
+    """The launcher ``cfg.launcher`` names (:data:`worker.plugins.LAUNCHERS`), configured
+    from ``cfg``.
 
     ``verbose`` lets Ray's own INFO/WARNING lines through (the Ray launcher only).
     """
-    if cfg.launcher == "local":
-        from worker.launchers.local import LocalLauncher
+    from worker.plugins import LAUNCHERS
 
-        return LocalLauncher(max_restarts=cfg.max_restarts, log_dir=log_dir)
-    if cfg.launcher == "ray":
-        from worker.launchers.ray_launcher import RayLauncher
-
-        return RayLauncher(address=cfg.ray_address, num_cpus=cfg.ray_cpus,
-                           max_restarts=cfg.max_restarts, verbose=verbose)
-    from worker.launchers.aws_lambda import LambdaLauncher
-
-    return LambdaLauncher(function=cfg.lambda_function, region=cfg.region)
+    return LAUNCHERS.load(cfg.launcher)(cfg, log_dir=log_dir, verbose=verbose)

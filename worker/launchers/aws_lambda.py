@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from coding.errors import KofnError
+from worker.config import RunConfig
 from worker.launchers import Launcher, LaunchReport
 from worker.runner import WorkerSpec
 
@@ -89,3 +91,9 @@ class LambdaLauncher(Launcher):
     def report(self) -> LaunchReport:
         """Invoked workers (no exit statuses are visible)."""
         return self._report
+
+
+def from_config(cfg: RunConfig, *, log_dir: str | Path | None = None,
+                verbose: bool = False) -> LambdaLauncher:
+    """The ``lambda`` launcher of :data:`worker.plugins.LAUNCHERS`."""
+    return LambdaLauncher(function=cfg.lambda_function, region=cfg.region)

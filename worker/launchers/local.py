@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from coding._validate import check_int
+from coding.validate import check_int
+from worker.config import RunConfig
 from worker.launchers import Launcher, LaunchReport
 from worker.runner import NO_RESTART_EXITS, NOT_OWNER_EXIT, WorkerSpec
 
@@ -108,3 +109,9 @@ class LocalLauncher(Launcher):
             except subprocess.TimeoutExpired:
                 proc.kill()
         self._procs.clear()
+
+
+def from_config(cfg: RunConfig, *, log_dir: str | Path | None = None,
+                verbose: bool = False) -> LocalLauncher:
+    """The ``local`` launcher of :data:`worker.plugins.LAUNCHERS`."""
+    return LocalLauncher(max_restarts=cfg.max_restarts, log_dir=log_dir)

@@ -27,8 +27,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from coding._validate import check_int, check_real
 from coding.errors import KofnError
+from coding.validate import check_int, check_real
+from worker.config import RunConfig
 from worker.launchers import Launcher, LaunchReport
 from worker.runner import NO_RESTART_EXITS, NOT_OWNER_EXIT, WorkerSpec
 
@@ -276,3 +277,10 @@ class RayLauncher(Launcher):
         if self._owns_cluster:
             ray.shutdown()
             self._owns_cluster = False
+
+
+def from_config(cfg: RunConfig, *, log_dir: str | Path | None = None,
+                verbose: bool = False) -> RayLauncher:
+    """The ``ray`` launcher of :data:`worker.plugins.LAUNCHERS`."""
+    return RayLauncher(address=cfg.ray_address, num_cpus=cfg.ray_cpus,
+                       max_restarts=cfg.max_restarts, verbose=verbose)

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coding._validate import check_int, check_prime
 from coding.errors import NotEnoughShardsError, OverflowRiskError
 from coding.gasp import GASPCode, least_threshold
 from coding.gfp import MAX_PRIME, as_gfp, galois_field, gfp_matmul
@@ -43,6 +42,7 @@ from coding.matdot import MatDotCode, SecureMatDotCode
 from coding.polynomial import PolynomialCode
 from coding.quantize import Quantizer
 from coding.secure import SecureMatMulCode
+from coding.validate import check_int, check_prime
 
 __all__ = ["CODES", "DEFAULT_PRIME", "PRIVATE", "Encoded", "MatmulCode", "make_code", "worker_product",
            "choose_product_frac_bits"]

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from coding._validate import check_int, check_real
+from coding.validate import check_int, check_real
 from exchange.errors import CorruptShardError, DecryptionError
 from exchange.shards import ShardHeader, pack_shard, unpack_shard
 from exchange.stores.base import Store

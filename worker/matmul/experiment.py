@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coding._validate import check_int, check_real
+from coding.validate import check_int, check_real
 from exchange.errors import RoundTimeoutError
 from exchange.stores.base import Store
 from offload.model import Instance

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coding._validate import check_int, check_real
 from coding.errors import NotEnoughShardsError
 from coding.gfp import gfp_random
+from coding.validate import check_int, check_real
 from exchange.errors import CorruptShardError, DecryptionError, RoundTimeoutError
 from exchange.shards import ShardHeader, pack_shard, unpack_shard
 from exchange.stores.base import Store

@@ -58,7 +58,8 @@ def run_task_worker(spec: Any, store: CountingStore, manifest: Any, attempt: int
     import torch
 
     from worker.bridge import add_, from_numpy, to_numpy
-    from worker.runner import WorkerCrash, _Round, crashes, straggle_delay
+    from worker.faults import WorkerCrash, crashes, straggle_delay
+    from worker.runner import _Round
     from worker.trigger import checkpoint_key, encode_state, stats_key
 
     cfg, w = manifest.config, spec.worker
