@@ -405,7 +405,23 @@ class EncryptedStore(Store):
         """Fetch and decrypt ``key``; raise DecryptionError if it fails authentication."""
         if type(key) is not str:
             check_key(key)  # raises; a str key is checked by inner.get
-        blob = self.inner.get(key)
+        return self._open(key, self.inner.get(key))
+
+    def get_bounded(self, key: str, max_bytes: int) -> bytes | bytearray:
+        """``get``, refusing a plaintext over ``max_bytes`` (the ciphertext's bound, header and
+        one tag per chunk of at least 4 KiB added, is checked by ``inner`` before reading)."""
+        from exchange.errors import ObjectTooLargeError
+
+        if type(key) is not str:
+            check_key(key)
+        max_bytes = check_int("max_bytes", max_bytes, low=0)
+        blob = self.inner.get_bounded(key, max_bytes + HEADER_SIZE + TAG_SIZE * (max_bytes // 4096 + 2))
+        data = self._open(key, blob)
+        if len(data) > max_bytes:
+            raise ObjectTooLargeError(key, len(data), max_bytes)
+        return data
+
+    def _open(self, key: str, blob: bytes | bytearray) -> bytes | bytearray:
         if type(blob) is bytes and HEADER_SIZE + TAG_SIZE <= (n := len(blob)) <= self._one_chunk:
             aead = self._openers.get(blob[:PREFIX_SIZE])
             if aead is not None:
@@ -637,6 +653,16 @@ class SealedShareStore(Store):
     def get(self, key: str) -> bytes:
         """Fetch ``key``, opening it with the aggregator's private key if it is a share."""
         blob = self.inner.get(key)
+        j = share_aggregator(key)
+        if j is None:
+            return blob
+        if j >= self.keys.n:
+            raise DecryptionError(key, f"aggregator {j} has no key (n={self.keys.n})")
+        return open_share(self.keys, j, key, blob)
+
+    def get_bounded(self, key: str, max_bytes: int) -> bytes:
+        """``get``, with the sealed object bounded by ``max_bytes`` plus the seal's overhead."""
+        blob = self.inner.get_bounded(key, max_bytes + SEAL_OVERHEAD)
         j = share_aggregator(key)
         if j is None:
             return blob

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 
 from coding.errors import KofnError
 
-__all__ = ["CorruptShardError", "DecryptionError", "NotKeyHolderError", "RoundTimeoutError", "KeyFileError"]
+__all__ = ["CorruptShardError", "DecryptionError", "KeyFileError", "NotKeyHolderError", "ObjectTooLargeError",
+           "RoundTimeoutError"]
 
 
 class CorruptShardError(KofnError):
@@ -30,6 +31,15 @@ class CorruptShardError(KofnError):
         self.reason = reason
         tail = f": {reason}" if reason else "."
         super().__init__(f"Shard {key!r} is corrupt{tail}")
+
+
+class ObjectTooLargeError(KofnError, ValueError):
+    """An object is larger than its reader allows: refused before it is read whole."""
+
+    def __init__(self, key: str, size: int, limit: int):
+        self.key, self.size, self.limit = key, size, limit
+        super().__init__(f"Object {key!r} is {size} bytes, more than the {limit} its reader "
+                         f"allows; refused before reading it")
 
 
 class DecryptionError(KofnError):

@@ -61,13 +61,21 @@ from exchange.errors import (
     CorruptShardError,
     DecryptionError,
     NotKeyHolderError,
+    ObjectTooLargeError,
     RoundBehindError,
     RoundTimeoutError,
 )
 from exchange.layout import flatten
 from exchange.reduce import coded_reduce, decode_aggregate, encode_update
 from exchange.round_types import RoundConfig, RoundResult, RoundStats, _Meter
-from exchange.shards import Shard, ShardHeader, ShardWriter, pack_shard, unpack_shard
+from exchange.shards import (
+    MAX_SHARD_OVERHEAD,
+    Shard,
+    ShardHeader,
+    ShardWriter,
+    pack_shard,
+    unpack_shard,
+)
 from exchange.stores.base import Store
 from exchange.wait import KeyProbe
 
@@ -100,6 +108,11 @@ class Exchange:
         self.config = config
         self.code = config.code
         self._code_json = config.code.to_json()
+        # the largest shard object the job's limit allows: prefix, the header cap, padding
+        # and a payload of the longest share in 8-byte elements
+        self._max_object = (None if config.max_length is None else
+                            MAX_SHARD_OVERHEAD + 8 * max(config.max_length,
+                                                         config.code.share_length(config.max_length)))
         self._pool = cf.ThreadPoolExecutor(config.threads, thread_name_prefix="kofn-exchange")
         # (round, worker) -> the attempt its done marker names; markers are written once
         self._attempts: dict[tuple[int, int], str] = {}
@@ -402,7 +415,10 @@ class Exchange:
 
     def _read_shard(self, meter: _Meter, key: str, expect: dict) -> Shard | Exception:
         try:
-            return unpack_shard(meter.get(key), key=key, expect=expect, max_length=self.config.max_length)
+            return unpack_shard(meter.get_bounded(key, self._max_object), key=key, expect=expect,
+                                max_length=self.config.max_length)
+        except ObjectTooLargeError as err:  # refused before it was read: an erasure too
+            return CorruptShardError(key, f"{err.size} bytes, more than the job allows ({err.limit})")
         except (CorruptShardError, DecryptionError, FileNotFoundError) as err:
             return err  # every failed read is an erasure
 

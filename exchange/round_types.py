@@ -207,6 +207,14 @@ class _Meter:
         self._add(bytes_down=len(data))
         return data
 
+    def get_bounded(self, key: str, max_bytes: int | None) -> bytes:
+        if max_bytes is None:
+            return self.get(key)
+        self._add(gets=1)
+        data = self.store.get_bounded(key, max_bytes)
+        self._add(bytes_down=len(data))
+        return data
+
     def list(self, prefix: str) -> list[str]:
         self._add(lists=1)
         return self.store.list(prefix)

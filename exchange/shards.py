@@ -43,7 +43,7 @@ import numpy as np
 from exchange.errors import CorruptShardError
 from exchange.layout import TensorLayout
 
-__all__ = ["MAGIC", "VERSION", "KINDS", "LIMITS", "ShardHeader", "Shard", "ShardWriter", "pack_shard", "unpack_shard"]
+__all__ = ["MAGIC", "VERSION", "KINDS", "LIMITS", "MAX_SHARD_OVERHEAD", "ShardHeader", "Shard", "ShardWriter", "pack_shard", "unpack_shard"]
 
 MAGIC = b"KOFNSHRD"
 VERSION = 1
@@ -52,6 +52,8 @@ _PREFIX = struct.Struct("<8sHHII")
 _ALIGN = 64
 _DTYPES = ("<f8", "<f4", "<u4", "<i8", "<u8")
 _MAX_HEADER = 1 << 24
+#: Bytes a shard object may hold besides its payload: the prefix, the header cap, padding.
+MAX_SHARD_OVERHEAD = _PREFIX.size + _MAX_HEADER + 64
 
 
 @dataclass(frozen=True)

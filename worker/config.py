@@ -272,6 +272,12 @@ class RunConfig:
     key_env : str
         Environment variable holding the base64 key when no ``key_file`` is given
         (``KOFN_KEY``, which also honours ``KOFN_KEY_FILE``).
+    unsealed_shares : bool
+        Accept a T-private (secure) job whose shares cannot be sealed per aggregator (the
+        Lambda launcher cannot hand out per-aggregator keys yet): its shares are then
+        protected by the job key alone, which every worker holds, so T-privacy holds
+        against the store's operator but not against a fellow worker. Off by default:
+        such a job is refused before anything is uploaded (docs/security.md).
     launcher : {"local", "ray", "lambda"}
         Where workers run.
     ray_address : str or None
@@ -329,6 +335,7 @@ class RunConfig:
     encrypt: bool = True
     key_file: str | None = None
     key_env: str = "KOFN_KEY"
+    unsealed_shares: bool = False
     launcher: str = "local"
     ray_address: str | None = None
     ray_cpus: float = 1.0
@@ -553,6 +560,11 @@ class RunConfig:
             resolve_weights(self.weights)
         if self.encrypt:
             self.load_keyring()
+        if self.launcher == "lambda" and self.code_spec().private and not self.unsealed_shares:
+            raise ConfigError("A secure job on the lambda launcher cannot seal its shares per "
+                              "aggregator yet, so a fellow worker could read them "
+                              "(docs/security.md); use the local or ray launcher, or pass "
+                              "--unsealed-shares to accept privacy against the store only.")
 
     def load_keyring(self) -> Any:
         """Load the encryption keyring from ``key_file`` or ``key_env``.
@@ -576,7 +588,7 @@ SECTIONS: dict[str, str] = {
     **dict.fromkeys(("task", "model", "min_size", "max_size", "rounds", "local_iters", "batch_size",
                      "lr", "momentum", "weight_decay", "seed", "device", "evaluate"), "train"),
     **dict.fromkeys(("data", "synth_images", "image_size", "holdout"), "data"),
-    **dict.fromkeys(("store", "encrypt", "key_file", "key_env"), "store"),
+    **dict.fromkeys(("store", "encrypt", "key_file", "key_env", "unsealed_shares"), "store"),
     **dict.fromkeys(("launcher", "ray_address", "ray_cpus", "round_timeout", "grace", "max_restarts",
                      "lambda_function", "region", "runs_dir"), "launcher"),
     **dict.fromkeys(("lambda_memory_mb", "lambda_ephemeral_mb", "ec2_instance"), "cost"),

@@ -89,6 +89,9 @@ class KillSwitch(Store):
     def get(self, key: str) -> bytes:
         return self.inner.get(key)
 
+    def get_bounded(self, key: str, max_bytes: int) -> bytes:
+        return self.inner.get_bounded(key, max_bytes)
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         return self.inner.get_range(key, start, length)
 

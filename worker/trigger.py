@@ -116,6 +116,9 @@ class JobManifest:
         Empty in manifests written before digests existed.
     holdout_digest : str
         SHA-256 (hex) of the held-out split's bytes, checked by :func:`read_holdout`.
+    sizes : tuple of int
+        Bytes of each training partition and, last, of the held-out split, as uploaded:
+        readers refuse a larger object before reading it (``Store.get_bounded``).
     limits : dict of str to int
         The sizes every reader enforces before it allocates (:data:`LIMIT_NAMES`): the
         largest image side, masks per image and decoded partition bytes the trigger
@@ -136,6 +139,7 @@ class JobManifest:
     digests: tuple[str, ...] = ()
     limits: dict[str, int] = dataclasses.field(default_factory=dict)
     holdout_digest: str = ""
+    sizes: tuple[int, ...] = ()
 
     def limit(self, name: str, default: int) -> int:
         """``limits[name]``, or ``default`` (the format's own cap) when the trigger set none."""
@@ -149,6 +153,7 @@ class JobManifest:
             "holdout": self.holdout, "assignment": [list(a) for a in self.assignment],
             "created": self.created, "digests": list(self.digests),
             "limits": dict(sorted(self.limits.items())), "holdout_digest": self.holdout_digest,
+            "sizes": list(self.sizes),
         }
         return json.dumps({**body, "sha256": _body_digest(body)}, indent=1).encode("utf-8")
 
@@ -165,7 +170,7 @@ class JobManifest:
             if claimed != _body_digest(obj):
                 raise ManifestError(f"Job manifest {key!r} is damaged: its SHA-256 differs from "
                                     f"its contents (a flipped byte in the store)")
-            return cls(
+            manifest = cls(
                 job=str(obj["job"]),
                 config=RunConfig.from_dict(obj["config"]),
                 partitions=tuple(int(x) for x in obj["partitions"]),
@@ -175,7 +180,12 @@ class JobManifest:
                 digests=tuple(_digest(x) for x in obj.get("digests", [])),
                 limits=_limits(obj.get("limits", {})),
                 holdout_digest=_digest(obj["holdout_digest"]) if obj.get("holdout_digest") else "",
+                sizes=tuple(_size(x) for x in obj.get("sizes", [])),
             )
+            for name, have in (("digests", len(manifest.digests)), ("sizes", len(manifest.sizes) - 1)):
+                if have > 0 and have != len(manifest.partitions):
+                    raise ValueError(f"{name} do not match the {len(manifest.partitions)} partitions")
+            return manifest
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
             raise ManifestError(f"Job manifest {key!r} is malformed: {err}") from None
 
@@ -194,6 +204,12 @@ def _limits(value: object) -> dict[str, int]:
         if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 1 << 50:
             raise ValueError(f"limits[{k!r}] must be a positive integer, not {v!r}")
     return dict(value)
+
+
+def _size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 50:
+        raise ValueError(f"sizes must be byte counts, not {value!r}")
+    return value
 
 
 def _digest(value: object) -> str:
@@ -217,7 +233,7 @@ def read_partition_checked(store: Store, manifest: JobManifest, j: int) -> bytes
         train --resume`` re-uploads the partition from the source data).
     """
     key = partition_key(manifest.job, j)
-    blob = store.get(key)
+    blob = store.get_bounded(key, manifest.sizes[j]) if manifest.sizes else store.get(key)
     if manifest.digests and sha256(blob) != manifest.digests[j]:
         raise KofnError(f"Partition {key!r} is damaged: its SHA-256 differs from the manifest's "
                         f"(kofn train --resume re-uploads it)")
@@ -242,7 +258,7 @@ def read_holdout(store: Store, manifest: JobManifest) -> list[Any]:
     from worker.data import read_partition
 
     key = holdout_key(manifest.job)
-    blob = store.get(key)
+    blob = store.get_bounded(key, manifest.sizes[-1]) if manifest.sizes else store.get(key)
     if manifest.holdout_digest and sha256(blob) != manifest.holdout_digest:
         raise KofnError(f"Held-out split {key!r} is damaged: its SHA-256 differs from the manifest's")
     return read_partition(blob, limits=manifest.limits)
@@ -386,11 +402,12 @@ def trigger(
                           f"(one partition each and a held-out split); use fewer workers or more data.")
     train, hold = train_holdout_split(len(data), cfg.holdout, cfg.seed)
     parts = split_indices(len(train), n, cfg.seed)
-    digests = []
+    digests, sizes = [], []
     for j, part in enumerate(parts):
         say(f"uploading partition {j + 1}/{n} ({len(part)} images)")
         blob = serialize_partition(data[int(train[i])] for i in part)
         digests.append(sha256(blob))
+        sizes.append(len(blob))
         _put_verified(store, partition_key(cfg.job, j), blob)
     held = serialize_partition(data[int(i)] for i in hold)
     _put_verified(store, holdout_key(cfg.job), held)
@@ -401,7 +418,8 @@ def trigger(
         f"initial {cfg.model} under {cfg.job}/")
     manifest = JobManifest(job=cfg.job, config=cfg, partitions=tuple(len(p) for p in parts),
                            holdout=len(hold), assignment=assignments(cfg), created=time.time(),
-                           digests=tuple(digests), holdout_digest=sha256(held), limits=data_limits(cfg, data, parts, train, hold, state))
+                           digests=tuple(digests), holdout_digest=sha256(held),
+                           sizes=(*sizes, len(held)), limits=data_limits(cfg, data, parts, train, hold, state))
     store.put(manifest_key(cfg.job), manifest.to_bytes())
     return manifest
 

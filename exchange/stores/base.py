@@ -55,6 +55,21 @@ class Store(abc.ABC):
     def delete(self, keys: Iterable[str]) -> None:
         """Delete the given keys; keys that do not exist are ignored."""
 
+    def get_bounded(self, key: str, max_bytes: int) -> bytes:
+        """``get(key)``, refusing an object over ``max_bytes`` with ``ObjectTooLargeError``.
+
+        Back ends that learn an object's size first (a ``stat``, S3's ``Content-Range``)
+        refuse it before reading or allocating; this default reads, then checks, so a
+        wrapper store without its own version stays correct.
+        """
+        from exchange.errors import ObjectTooLargeError
+
+        max_bytes = check_int("max_bytes", max_bytes, low=0)
+        data = self.get(key)
+        if len(data) > max_bytes:
+            raise ObjectTooLargeError(key, len(data), max_bytes)
+        return data
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """Return up to ``length`` bytes of ``key`` from byte ``start`` (default: slice ``get``)."""
         start = check_int("start", start, low=0)

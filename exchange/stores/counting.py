@@ -97,6 +97,16 @@ class CountingStore(Store):
         self._add(gets=1, bytes_down=len(data))
         return data
 
+    def get_bounded(self, key: str, max_bytes: int) -> bytes:
+        """Count, then delegate to ``inner.get_bounded``."""
+        try:
+            data = self.inner.get_bounded(key, max_bytes)
+        except BaseException:
+            self._add(gets=1, errors=1)
+            raise
+        self._add(gets=1, bytes_down=len(data))
+        return data
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """Count, then delegate to ``inner.get_range``."""
         try:

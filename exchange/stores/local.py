@@ -110,6 +110,20 @@ class LocalStore(Store):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise FileNotFoundError(key) from None
 
+    def get_bounded(self, key: str, max_bytes: int) -> bytes:
+        """``get``, refusing an object over ``max_bytes`` from its size, before reading it."""
+        from exchange.errors import ObjectTooLargeError
+
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > max_bytes:
+                    raise ObjectTooLargeError(key, size, max_bytes)
+                return f.read()  # objects are replaced by rename: this inode never grows
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise FileNotFoundError(key) from None
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """Return up to ``length`` bytes of ``key`` from offset ``start``."""
         path = self._path(key)

@@ -53,6 +53,15 @@ class MemoryStore(Store):
             except KeyError:
                 raise FileNotFoundError(key) from None
 
+    def get_bounded(self, key: str, max_bytes: int) -> bytes:
+        """``get``, refusing an object over ``max_bytes``."""
+        from exchange.errors import ObjectTooLargeError
+
+        data = self.get(key)
+        if len(data) > max_bytes:
+            raise ObjectTooLargeError(key, len(data), max_bytes)
+        return data
+
     def exists(self, key: str) -> bool:
         """Whether ``key`` names a stored object."""
         check_key(key)

@@ -308,10 +308,20 @@ class S3Store(Store):
     def get(self, key: str) -> bytes | bytearray:
         """Return the object's bytes (a bytearray, not copied again, when it was read in
         parallel ranged GETs)."""
+        return self._get(key, None)
+
+    @_rides_outages
+    def get_bounded(self, key: str, max_bytes: int) -> bytes | bytearray:
+        """``get``, refusing an object over ``max_bytes`` from the first ranged GET's
+        ``Content-Range`` (at most ``multipart_threshold`` bytes read), before the rest is
+        fetched or its buffer allocated."""
+        return self._get(key, check_int("max_bytes", max_bytes, low=0))
+
+    def _get(self, key: str, max_bytes: int | None) -> bytes | bytearray:
         full = self._full(key)
         for _ in range(_READ_RETRIES):
             try:
-                return self._get_once(full)
+                return self._get_once(full, key, max_bytes)
             except _Changed:
                 continue
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
@@ -319,8 +329,9 @@ class S3Store(Store):
         raise OSError(f"Object {key!r} kept changing while it was read; gave up after "
                       f"{_READ_RETRIES} attempts.")
 
-    def _get_once(self, full: str) -> bytes | bytearray:
-        first = self.multipart_threshold
+    def _get_once(self, full: str, key: str = "", max_bytes: int | None = None) -> bytes | bytearray:
+        first = self.multipart_threshold if max_bytes is None else min(self.multipart_threshold,
+                                                                        max_bytes + 1)
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=full,
                                           Range=f"bytes=0-{first - 1}")
@@ -331,6 +342,10 @@ class S3Store(Store):
             return resp["Body"].read()
         head = resp["Body"].read()
         total = _total_size(resp.get("ContentRange"), len(head))
+        if max_bytes is not None and total > max_bytes:
+            from exchange.errors import ObjectTooLargeError
+
+            raise ObjectTooLargeError(key or full, total, max_bytes)
         if total <= len(head):
             return head
         etag = (resp.get("ETag") or "").strip('"')

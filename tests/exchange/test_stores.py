@@ -145,6 +145,17 @@ class StoreContract:
             store.get_range("r", -1, 1)
 
 
+    def test_get_bounded_refuses_larger_objects(self, store: Store) -> None:
+        from exchange.errors import ObjectTooLargeError
+
+        store.put("bounded", b"x" * 5000)
+        assert store.get_bounded("bounded", 5000) == b"x" * 5000
+        with pytest.raises(ObjectTooLargeError, match="'bounded' is 5000 bytes, more than the 4999"):
+            store.get_bounded("bounded", 4999)
+        with pytest.raises(FileNotFoundError):
+            store.get_bounded("missing", 10)
+
+
 class TestLocalStore(StoreContract):
     @pytest.fixture
     def store(self, tmp_path) -> Store:

@@ -9,6 +9,7 @@ and the worker count; readers refuse anything beyond them before decoding or all
 from __future__ import annotations
 
 import json
+import os
 import struct
 import tracemalloc
 
@@ -130,3 +131,48 @@ def test_limits_in_a_manifest_are_checked_when_read():
     obj["sha256"] = _body_digest(obj)  # a well-formed digest over a bad limit
     with pytest.raises(ManifestError, match="limits\\['workers'\\] must be a positive integer"):
         JobManifest.from_bytes(json.dumps(obj).encode())
+
+
+def test_an_oversized_object_is_refused_before_it_is_read(tmp_path):
+    """A 10 GiB (sparse) file where a 64-byte object should be: refused from its size."""
+    from exchange.errors import ObjectTooLargeError
+    from exchange.stores.local import LocalStore
+
+    store = LocalStore(tmp_path)
+    store.put("job/data/part-0000.kpt", b"small")
+    os.truncate(tmp_path / "job" / "data" / "part-0000.kpt", 10 << 30)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ObjectTooLargeError) as err:
+            store.get_bounded("job/data/part-0000.kpt", 64)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
+    assert str(err.value) == ("Object 'job/data/part-0000.kpt' is 10737418240 bytes, more than the 64 "
+                              "its reader allows; refused before reading it")
+    record("an oversized object in the store (10 GiB where the manifest says 64 bytes)",
+           "refused from its size before it is read (a shard: an erasure; a partition: "
+           "permanent, and --resume re-uploads it)", "0", "none", str(err.value))
+
+
+def test_an_oversized_contribution_is_an_erasure(tmp_path):
+    from exchange.round import Exchange, RoundConfig
+    from exchange.stores.local import LocalStore
+
+    store = LocalStore(tmp_path)
+    cfg = RoundConfig(job="big", code=CodeSpec("mds", 4, k=2), deadline_s=30.0, takeover_after_s=0.05,
+                      max_length=100)
+    ups = np.random.default_rng(2).normal(size=(4, 100))
+    with Exchange(store, cfg) as ex:
+        for w in range(4):
+            ex.publish(0, w, ups[w])
+        (path,) = (tmp_path / "kofn" / "big" / "r00000000" / "contrib" / "1").glob("2.*")
+        os.truncate(path, 10 << 30)
+        with pytest.raises(CorruptShardError, match="more than the job allows"):
+            ex.aggregate(0, 1)
+        for j in (0, 2, 3):
+            ex.aggregate(0, j)
+        res = ex.collect(0)
+    np.testing.assert_allclose(res.total, ups.sum(0), rtol=1e-12, atol=1e-12)
+    assert 1 not in res.aggregators

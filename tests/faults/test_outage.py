@@ -54,6 +54,8 @@ def test_refused_endpoint_is_transient_and_bounded(monkeypatch):
                     outage_s=0.5)
     with pytest.raises(ConnectionError, match="still failing after"):
         store.get("a")
+    with pytest.raises(ConnectionError, match="still failing after"):  # every read rides it out
+        store.get_bounded("a", 10)
 
 
 @pytest.mark.skipif(bool(os.environ.get("KOFN_S3_ENDPOINT")), reason="needs the local RGW")

@@ -59,3 +59,19 @@ def test_secure_job_shares_open_only_for_their_aggregator(tmp_path):
            0, "none (nothing leaks)",
            "Cannot decrypt object '.../contrib/1/2.<attempt>': sealed to aggregator 1, whose "
            "private key this party does not hold")
+
+
+def test_a_secure_lambda_job_is_refused_unless_unsealed_shares_are_accepted():
+    from worker.config import ConfigError, RunConfig
+
+    cfg = RunConfig(launcher="lambda", mode="secure", workers=4, model="small_cnn", encrypt=False,
+                    store="s3://bucket/jobs")
+    with pytest.raises(ConfigError) as err:
+        cfg.preflight()
+    assert "\n" not in str(err.value) and "--unsealed-shares" in str(err.value)
+    cfg.with_overrides(unsealed_shares=True).preflight()  # the user accepted store-only privacy
+    RunConfig(launcher="lambda", mode="mds", workers=4, model="small_cnn", encrypt=False,
+              store="s3://bucket/jobs").preflight()  # not T-private: nothing to seal
+    record("a secure job on the Lambda launcher (which cannot hand out per-aggregator keys yet)",
+           "refused before anything is uploaded, unless --unsealed-shares accepts privacy "
+           "against the store only", "job not started", "none", str(err.value))

@@ -49,6 +49,7 @@ class JobResult:
 _HELP = {
     "job": "job name (default: MODEL-MODE-TIMESTAMP)",
     "store": "a path, file:///ABS/PATH or s3://BUCKET[/PREFIX]",
+    "unsealed_shares": "allow a secure job whose shares cannot be sealed per aggregator (lambda)",
     "workers": "number of workers n",
     "mode": "the exchange code (see exchange.codes)",
     "k": "merged shards needed to decode (any k of n)",
@@ -272,7 +273,8 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
         # each worker gets its own aggregator key: no worker opens another's shares
         agg_keys = [str(p.resolve()) for p in aggregator_key_files(out_dir / "keys", cfg.workers)]
     elif private:
-        log("warning: the Lambda launcher does not hand out per-aggregator keys yet; shares are "
+        log("warning (--unsealed-shares): the Lambda launcher does not hand out per-aggregator "
+            "keys yet; shares are "
             "protected by the job key only, so a fellow worker could open them (docs/security.md)")
     specs = [WorkerSpec(store=_absolute(cfg.store), job=cfg.job, worker=i, attempt=None, encrypt=cfg.encrypt,
                         key_file=cfg.key_file, key_env=cfg.key_env, agg_key_file=agg_keys[i])
