@@ -652,17 +652,14 @@ class SealedShareStore(Store):
 
     def get(self, key: str) -> bytes:
         """Fetch ``key``, opening it with the aggregator's private key if it is a share."""
-        blob = self.inner.get(key)
-        j = share_aggregator(key)
-        if j is None:
-            return blob
-        if j >= self.keys.n:
-            raise DecryptionError(key, f"aggregator {j} has no key (n={self.keys.n})")
-        return open_share(self.keys, j, key, blob)
+        return self._open(key, self.inner.get(key))
 
     def get_bounded(self, key: str, max_bytes: int) -> bytes:
-        """``get``, with the sealed object bounded by ``max_bytes`` plus the seal's overhead."""
-        blob = self.inner.get_bounded(key, max_bytes + SEAL_OVERHEAD)
+        """``get``, with a sealed share bounded by ``max_bytes`` plus the seal's overhead."""
+        extra = SEAL_OVERHEAD if share_aggregator(key) is not None else 0
+        return self._open(key, self.inner.get_bounded(key, max_bytes + extra))
+
+    def _open(self, key: str, blob: bytes) -> bytes:
         j = share_aggregator(key)
         if j is None:
             return blob

@@ -41,22 +41,21 @@ def straggle_delay(cfg: RunConfig, worker: int, r: int, role: str = "trainer") -
     return delay
 
 
+def _fires(cfg: RunConfig, kind: str, stream: int, worker: int, r: int, attempt: int) -> bool:
+    """Whether a ``kind`` rule's probability fires, drawn from its own seeded ``stream``."""
+    return any(rule.kind == kind and rule.applies_to(worker) and rule.prob > 0
+               and np.random.default_rng([cfg.seed, stream, worker, r, attempt, i]).random() < rule.prob
+               for i, rule in enumerate(cfg.straggle))
+
+
 def crashes(cfg: RunConfig, worker: int, r: int, attempt: int) -> bool:
     """Whether the injected crash probability fires for this worker, round and attempt."""
-    for i, rule in enumerate(cfg.straggle):
-        if rule.kind == "crash" and rule.applies_to(worker) and rule.prob > 0:
-            if np.random.default_rng([cfg.seed, 2, worker, r, attempt, i]).random() < rule.prob:
-                return True
-    return False
+    return _fires(cfg, "crash", 2, worker, r, attempt)
 
 
 def kills(cfg: RunConfig, worker: int, r: int, attempt: int) -> bool:
     """Whether an injected ``kill`` fires mid-upload for this worker, round and attempt."""
-    for i, rule in enumerate(cfg.straggle):
-        if rule.kind == "kill" and rule.applies_to(worker) and rule.prob > 0:
-            if np.random.default_rng([cfg.seed, 3, worker, r, attempt, i]).random() < rule.prob:
-                return True
-    return False
+    return _fires(cfg, "kill", 3, worker, r, attempt)
 
 
 OWN_PROCESS = False

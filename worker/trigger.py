@@ -25,6 +25,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,8 @@ __all__ = [
     "manifest_key",
     "open_job_store",
     "partition_key",
+    "keep_manifest_copy",
+    "manifest_or_copy",
     "read_holdout",
     "read_manifest",
     "read_partition_samples",
@@ -262,6 +265,41 @@ def read_holdout(store: Store, manifest: JobManifest) -> list[Any]:
     if manifest.holdout_digest and sha256(blob) != manifest.holdout_digest:
         raise KofnError(f"Held-out split {key!r} is damaged: its SHA-256 differs from the manifest's")
     return read_partition(blob, limits=manifest.limits)
+
+
+def manifest_or_copy(cfg: RunConfig, store: Store, log: Callable[[str], None]) -> JobManifest:
+    """The job's manifest; a damaged one is restored from the driver's copy in the runs dir.
+
+    The driver keeps ``runs/<job>/manifest.json`` (it holds no key). The store's copy is
+    the one workers read, so a flipped byte there would stop the job for good; the local
+    copy, checked by its own SHA-256, puts it back.
+    """
+    from exchange.crypto import DecryptionError
+
+    try:
+        return read_manifest(store, cfg.job)
+    except (ManifestError, DecryptionError) as err:
+        if isinstance(err, ManifestError) and "no manifest" in str(err):
+            raise
+        why = " ".join(str(err).split()).rstrip(".")
+        copy = Path(cfg.runs_dir) / cfg.job / "manifest.json"
+        if not copy.is_file():
+            raise ManifestError(f"{why}; no copy to restore it from at {copy}") from None
+        manifest = JobManifest.from_bytes(copy.read_bytes(), key=str(copy))
+        if manifest.job != cfg.job:
+            raise ManifestError(f"{copy} names job {manifest.job!r}, not {cfg.job!r}") from None
+        store.put(manifest_key(cfg.job), manifest.to_bytes())
+        log(f"the job's manifest in the store was damaged ({why}); restored it from {copy}")
+        return manifest
+
+
+def keep_manifest_copy(cfg: RunConfig, manifest: JobManifest) -> None:
+    """Write the driver's copy of the manifest to ``runs/<job>/manifest.json`` (atomically)."""
+    out = Path(cfg.runs_dir) / cfg.job
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "manifest.json.tmp"
+    tmp.write_bytes(manifest.to_bytes())
+    tmp.replace(out / "manifest.json")
 
 
 def read_manifest(store: Store, job: str) -> JobManifest:

@@ -73,7 +73,8 @@ def test_driver_sigkill_then_resume_equals_the_fault_free_run(tmp_path):
     deadline = time.monotonic() + 600
     while not store.exists(checkpoint_key("kill", 1)):
         assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "round 1 did not complete within the 600 s guard"
+        if time.monotonic() > deadline:  # a hang guard, not a timing assertion
+            pytest.fail("round 1 did not complete within the 600 s guard")
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)  # the driver only: its workers live on as orphans
     proc.wait()

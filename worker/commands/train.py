@@ -172,13 +172,13 @@ def run_job(cfg: RunConfig, *, resume: bool = False, log: Callable[[str], None] 
 def _open_and_run(cfg: RunConfig, resume: bool, log: Callable[[str], None], poll_s: float, verbose: bool,
                   want_live: bool) -> JobResult:
     from exchange.stores.counting import CountingStore
-    from worker.trigger import open_job_store
+    from worker.trigger import manifest_or_copy, open_job_store
 
     store = CountingStore(open_job_store(cfg))
     t0 = time.perf_counter()
     manifest = None
     if resume:
-        manifest = _manifest_or_copy(cfg, store, log)
+        manifest = manifest_or_copy(cfg, store, log)
         keep = {name: getattr(cfg, name) for name in _RESUME_OVERRIDES}
         cfg = manifest.config.with_overrides(**keep)
     view = None
@@ -195,46 +195,17 @@ def _open_and_run(cfg: RunConfig, resume: bool, log: Callable[[str], None], poll
             view.close()
 
 
-def _manifest_or_copy(cfg: RunConfig, store: Any, log: Callable[[str], None]) -> Any:
-    """The job's manifest; a damaged one is restored from the driver's copy in the runs dir.
-
-    The driver keeps ``runs/<job>/manifest.json`` (it holds no key). The store's copy is
-    the one workers read, so a flipped byte there would stop the job for good; the local
-    copy, checked by its own SHA-256, puts it back.
-    """
-    from exchange.crypto import DecryptionError
-    from worker.trigger import JobManifest, ManifestError, manifest_key, read_manifest
-
-    try:
-        return read_manifest(store, cfg.job)
-    except (ManifestError, DecryptionError) as err:
-        if isinstance(err, ManifestError) and "no manifest" in str(err):
-            raise
-        why = " ".join(str(err).split()).rstrip(".")
-        copy = Path(cfg.runs_dir) / cfg.job / "manifest.json"
-        if not copy.is_file():
-            raise ManifestError(f"{why}; no copy to restore it from at {copy}") from None
-        manifest = JobManifest.from_bytes(copy.read_bytes(), key=str(copy))
-        if manifest.job != cfg.job:
-            raise ManifestError(f"{copy} names job {manifest.job!r}, not {cfg.job!r}") from None
-        store.put(manifest_key(cfg.job), manifest.to_bytes())
-        log(f"the job's manifest in the store was damaged ({why}); restored it from {copy}")
-        return manifest
-
-
-def _keep_manifest_copy(cfg: RunConfig, manifest: Any) -> None:
-    out = Path(cfg.runs_dir) / cfg.job
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "manifest.json.tmp"
-    tmp.write_bytes(manifest.to_bytes())
-    tmp.replace(out / "manifest.json")
-
-
 def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
              log: Callable[[str], None], poll_s: float, verbose: bool, view: Any) -> JobResult:
     from worker.launchers import make_launcher
     from worker.runner import WorkerSpec, exchange_for, is_dead
-    from worker.trigger import ManifestError, read_manifest, repair_partitions, trigger
+    from worker.trigger import (
+        ManifestError,
+        keep_manifest_copy,
+        read_manifest,
+        repair_partitions,
+        trigger,
+    )
 
     if not resume:
         try:
@@ -251,7 +222,7 @@ def _run_job(cfg: RunConfig, resume: bool, store: Any, manifest: Any, t0: float,
     else:
         with _keepalive(view, "checking the job's data partitions"):
             repair_partitions(cfg, store, manifest, log=log)
-    _keep_manifest_copy(cfg, manifest)
+    keep_manifest_copy(cfg, manifest)
     exchange = exchange_for(cfg, store, max_length=manifest.limits.get("update_elements"))
     start = exchange.latest_complete_round() or 0
     out_dir = Path(cfg.runs_dir) / cfg.job
