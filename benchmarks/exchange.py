@@ -432,7 +432,9 @@ def verdicts(rows: list[dict]) -> list[str]:
     for r in rows:
         where = f"{r['store']} {r['mode']} {r['size_mb']:g} MB"
         base, slow = r["none"]["round_s"], r["straggler"]["round_s"]
-        if r["mode"] == "plain":
+        code = specs()[r["mode"]]
+        if r["slow_role"] == "trainer" and code.contributions_needed == code.n:
+            # no slack for trainers: the slow one must delay the round by its whole delay
             extra = slow - base
             lines.append(f"{where}: slow trainer adds {extra:.2f} s, {extra / DELAY:.0%} of the "
                          f"{DELAY:g} s delay ({'met' if extra >= DELAY else 'MISSED'}: target >= "

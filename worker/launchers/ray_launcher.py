@@ -33,7 +33,7 @@ from worker.config import RunConfig
 from worker.launchers import Launcher, LaunchReport
 from worker.runner import NO_RESTART_EXITS, NOT_OWNER_EXIT, WorkerSpec
 
-__all__ = ["RayLauncher", "check_nodes", "run_task", "runtime_env"]
+__all__ = ["RayLauncher", "cancel_running", "check_nodes", "run_task", "runtime_env"]
 
 _REPO = Path(__file__).resolve().parents[2]
 #: The packages kofn ships to every node.
@@ -271,12 +271,29 @@ class RayLauncher(Launcher):
 
         if not ray.is_initialized():
             return
-        for ref in list(self._refs):
-            ray.cancel(ref, force=True)
+        cancel_running(list(self._refs))
         self._refs.clear()
         if self._owns_cluster:
             ray.shutdown()
             self._owns_cluster = False
+
+
+def cancel_running(refs: Sequence[Any]) -> None:
+    """Force-cancel the tasks of ``refs`` that have not finished yet.
+
+    A task that has finished is left alone: a forced cancel racing with the processing of
+    its reply can trip a fatal check in Ray's core worker (``Tried to fail task that was
+    not pending``, ray-project/ray#54846) and end the driver with a C++ backtrace.
+    """
+    import ray
+
+    if not refs:
+        return
+    _, running = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+    for ref in running:
+        ray.cancel(ref, force=True)
+    if running:  # let the cancels settle before the caller tears anything down
+        ray.wait(running, num_returns=len(running), timeout=10)
 
 
 def from_config(cfg: RunConfig, *, log_dir: str | Path | None = None,

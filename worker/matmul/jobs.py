@@ -34,7 +34,7 @@ from coding.validate import check_int, check_real
 from exchange.errors import CorruptShardError, DecryptionError, RoundTimeoutError
 from exchange.shards import ShardHeader, pack_shard, unpack_shard
 from exchange.stores.base import Store
-from worker.matmul.codes import CODES, PRIVATE, Encoded, MatmulCode, make_code
+from worker.matmul.codes import Encoded, MatmulCode, code_class, make_code
 from worker.matmul.executor import Backoff, Emulation, Manifest, keys, serve
 
 __all__ = ["MatmulJob", "MatmulResult", "parse_size", "make_inputs", "new_job_id",
@@ -113,12 +113,10 @@ class MatmulJob:
     job: str = ""
 
     def __post_init__(self) -> None:
-        if self.code not in CODES:
-            raise ValueError(f"Argument 'code' must be one of {', '.join(CODES)}, "
-                             f"not {self.code!r}.")
+        cls = code_class(self.code)  # one line naming the choices if unknown
         if self.field not in ("real", "gfp"):
             raise ValueError(f"Argument 'field' must be 'real' or 'gfp', not {self.field!r}.")
-        if self.field == "gfp" and self.p is None and self.code not in PRIVATE:
+        if self.field == "gfp" and self.p is None and not cls.private:
             raise ValueError("Argument 'p' is required with field 'gfp'.")
         for i, v in enumerate(self.size):
             check_int(f"size[{i}]", v, low=0 if i == 2 else 1)
@@ -570,13 +568,18 @@ class RayPool(ExecutorPool):
     def _join(self, timeout: float) -> None:
         import ray
 
+        done: set = set()
         try:
             ready, _ = ray.wait(self._refs, num_returns=len(self._refs), timeout=timeout)
             done = set(ready)
             self.nodes = [ray.get(ref)[1] if ref in done else None for ref in self._refs]
         finally:
-            for ref in self._refs:
-                ray.cancel(ref, force=True)
+            # Cancel only what is still running: a forced cancel of a task whose reply is
+            # being processed can trip a fatal check in Ray's core worker and kill this
+            # process (ray-project/ray#54846).
+            from worker.launchers.ray_launcher import cancel_running
+
+            cancel_running([ref for ref in self._refs if ref not in done])
             if self._owns_ray:
                 ray.shutdown()
 
