@@ -29,9 +29,9 @@ The round time is when the last *non-straggling* worker holds the sum.
 Goodput. ``bytes`` is every object byte the round's PUTs and GETs moved (CountingStore,
 headers and markers included); goodput is ``bytes / round time``. The raw baseline moves
 the same bytes with the same request pattern and parallelism and no protocol: each
-worker PUTs objects of the sizes it wrote (``n`` contributions and one merged shard), a
-barrier, then GETs the objects of the sizes it read (``c`` contributions, ``g`` merged
-shards, written by other workers), ``RoundConfig.threads`` at a time; on S3 with plain
+worker PUTs objects of the sizes it wrote (its ``n`` contributions as one object, and one
+merged shard), a barrier, then GETs what it read (its part of ``c`` workers' contribution
+objects by ranged GET, and ``g`` merged shards, written by other workers), ``RoundConfig.threads`` at a time; on S3 with plain
 boto3 ``put_object``/``get_object`` on the same server, locally with the store's
 ``put``/``get``. ``ratio = goodput / raw throughput``.
 
@@ -94,7 +94,7 @@ def specs() -> dict[str, CodeSpec]:
         "gradient+mds": CodeSpec("gradient+mds", N, s=1, k=4),
         "secure": CodeSpec("secure", N, k=3, t=1),
         # what kofn train runs in secure mode: each share sealed to its aggregator
-        # (X25519 + AES-GCM, exchange.crypto.SealedShareStore); each worker holds only
+        # (X25519 + AES-GCM, exchange.share_keys.SealedShareStore); each worker holds only
         # its own private key
         "secure+sealed": CodeSpec("secure", N, k=3, t=1),
     }
@@ -177,7 +177,7 @@ class RoundTask:
         role = SLOW_ROLE[self.mode] if w == self.slow else ""
         inner = self.store.open()
         if self.keys:
-            from exchange.crypto import AggregatorKeys, SealedShareStore
+            from exchange.share_keys import AggregatorKeys, SealedShareStore
 
             inner = SealedShareStore(inner, AggregatorKeys.from_json(self.keys).only(w))
         counting = CountingStore(inner)
@@ -233,33 +233,40 @@ def _coefficient(spec: CodeSpec, w: int) -> float:
 class RawTask:
     """The raw baseline: PUT objects of ``put_sizes``, barrier, GET ``get_plan`` objects.
 
-    ``get_plan`` holds (owner offset, object index): worker ``w`` reads object ``i`` (``w``
-    itself if ``i < 0``, as aggregator ``w`` reads ``contrib/w/*``) of worker ``(w + offset) % N``.
+    ``get_plan`` holds (owner offset, object index): worker ``w`` reads object ``i`` of worker
+    ``(w + offset) % N``, or if ``i < 0`` part ``w`` (``part_size`` bytes from ``w *
+    part_size``) of its object 0 with one ranged GET, as aggregator ``w`` reads its share
+    of every worker's shares object.
     """
 
     store: StoreSpec
     put_sizes: tuple[int, ...]
     get_plan: tuple[tuple[int, int], ...]
+    part_size: int = 0
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def run(self, w: int, barrier, cache: dict) -> dict:
-        put, get = self._io()
+        put, get, get_range = self._io()
         blobs = [_blob(size, cache) for size in self.put_sizes]
+
+        def read(item: tuple[int, int]) -> bytes:
+            off, i = item
+            key = f"raw-{self.name}/{(w + off) % N}/{max(i, 0)}"
+            return get(key) if i >= 0 else get_range(key, w * self.part_size, self.part_size)
+
         with cf.ThreadPoolExecutor(THREADS) as pool:
             barrier.wait()
             start = time.monotonic()
             list(pool.map(put, [f"raw-{self.name}/{w}/{i}" for i in range(len(blobs))], blobs))
             barrier.wait()
-            keys = [f"raw-{self.name}/{(w + off) % N}/{w if i < 0 else i}"
-                    for off, i in self.get_plan]
-            got = sum(map(len, pool.map(get, keys)))
+            got = sum(map(len, pool.map(read, self.get_plan)))
             end = time.monotonic()
         return {"start": start, "end": end, "bytes": sum(self.put_sizes) + got}
 
     def _io(self):
         if self.store.kind == "local":
             store = self.store.open()
-            return (lambda k, b: store.put(k, b)), store.get
+            return (lambda k, b: store.put(k, b)), store.get, store.get_range
         import boto3
         from botocore.config import Config
 
@@ -275,7 +282,11 @@ class RawTask:
         def get(key: str) -> bytes:
             return client.get_object(Bucket=bucket, Key=prefix + key)["Body"].read()
 
-        return put, get
+        def get_range(key: str, start: int, length: int) -> bytes:
+            return client.get_object(Bucket=bucket, Key=prefix + key,
+                                     Range=f"bytes={start}-{start + length - 1}")["Body"].read()
+
+        return put, get, get_range
 
 
 def _blob(size: int, cache: dict) -> bytes:
@@ -342,8 +353,13 @@ def formulas(spec: CodeSpec, length: int) -> dict[str, int]:
     member = spec.needs_consensus  # a members object per round
     c = spec.check_quorum(None)  # contributions each aggregator reads
     g = spec.merged_needed
-    return {"puts": N * (n + 1 + (2 if member else 1) + 1),
-            "gets": N * (c + g) + (N - 1 if member else 0),
+    # per worker: its n shares as one object and its done marker; its merged shard (and the
+    # members object where the code needs consensus on a quorum below n); the complete
+    # marker, which a collector writes only if its HEAD misses: N PUTs when all collectors
+    # race, the most this counts, 1 when they come one after another
+    agree = member and c < n
+    return {"puts": N * (2 + (2 if agree else 1) + 1),
+            "gets": N * (c + g + 1) + (N - 1 if agree else 0),
             "payload_up": N * (n + 1) * payload, "payload_down": N * (c + g) * payload,
             "c": c, "g": g, "payload": payload}
 
@@ -353,7 +369,7 @@ def run_round(workers: Workers, kind: str, bucket: str, mode: str, length: int, 
     try:
         keys = ""
         if mode in SEALED:
-            from exchange.crypto import AggregatorKeys
+            from exchange.share_keys import AggregatorKeys
 
             keys = AggregatorKeys.generate(N).to_json()
         outs = workers.run(RoundTask(store, mode, length, f"b{uuid.uuid4().hex[:8]}", slow, keys))
@@ -373,10 +389,10 @@ def run_raw(workers: Workers, kind: str, bucket: str, spec: CodeSpec, length: in
     size = f["payload"] + _HEADER
     # worker w reads "its" contribution (object w) of c workers and the merged object of g
     plan = tuple((off, -1) for off in range(1, f["c"] + 1))
-    plan += tuple((off, spec.n) for off in range(1, f["g"] + 1))
+    plan += tuple((off, 1) for off in range(1, f["g"] + 1))
     store = new_store_spec(kind, bucket)
     try:
-        outs = workers.run(RawTask(store, (size,) * (spec.n + 1), plan))
+        outs = workers.run(RawTask(store, (spec.n * size, size), plan, part_size=size))
     finally:
         wipe(store)
     start = min(o["start"] for o in outs)

@@ -118,7 +118,8 @@ class RunOutcome:
 
 def run_config(st: Settings, mode: str, straggle: bool, store: Path) -> Any:
     """The :class:`~worker.config.RunConfig` of one job."""
-    from worker.config import RunConfig, parse_straggle
+    from worker.config import RunConfig
+    from worker.straggle import parse_straggle
 
     size = {"min_size": st.size, "max_size": st.size} if st.model == "small_cnn" else {}
     code, role, settings = CASES[mode]

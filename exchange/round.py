@@ -50,7 +50,7 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,12 +61,11 @@ from exchange.errors import (
     CorruptShardError,
     DecryptionError,
     NotKeyHolderError,
-    ObjectTooLargeError,
     RoundBehindError,
-    RoundTimeoutError,
 )
 from exchange.layout import flatten
 from exchange.reduce import coded_reduce, decode_aggregate, encode_update
+from exchange.round_reads import RoundReader
 from exchange.round_types import RoundConfig, RoundResult, RoundStats, _Meter
 from exchange.shards import (
     MAX_SHARD_OVERHEAD,
@@ -74,7 +73,6 @@ from exchange.shards import (
     ShardHeader,
     ShardWriter,
     pack_shard,
-    unpack_shard,
 )
 from exchange.stores.base import Store
 from exchange.wait import KeyProbe
@@ -83,7 +81,7 @@ __all__ = ["RoundConfig", "RoundStats", "RoundResult", "Exchange"]
 
 log = logging.getLogger(__name__)
 
-class Exchange:
+class Exchange(RoundReader):
     """One party's view of a job's coded rounds over a :class:`~exchange.stores.base.Store`.
 
     Parameters
@@ -96,7 +94,9 @@ class Exchange:
     Notes
     -----
     Thread-safe: several threads may call methods on one instance. The typical worker
-    loop is :meth:`run` (publish, aggregate its own shard, collect).
+    loop is :meth:`run` (publish, aggregate its own shard, collect). Reading the round's
+    done markers, members and shards, and waiting for them, is inherited from
+    :class:`exchange.round_reads.RoundReader`.
     """
 
     def __init__(self, store: Store, config: RoundConfig):
@@ -116,6 +116,7 @@ class Exchange:
         self._pool = cf.ThreadPoolExecutor(config.threads, thread_name_prefix="kofn-exchange")
         # (round, worker) -> the attempt its done marker names; markers are written once
         self._attempts: dict[tuple[int, int], str] = {}
+        self._parts: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
 
     def close(self) -> None:
         """Stop the thread pool."""
@@ -197,7 +198,6 @@ class Exchange:
             meter.stats.duplicates += 1
             return meter.stats
         attempt = secrets.token_hex(8)
-        futures = []
         with meter.timed("encode"):
             if isinstance(update, Mapping):
                 flat, layout = flatten(update)
@@ -213,137 +213,51 @@ class Exchange:
                 shares = None
             else:
                 shares = encode_update(flat, self.code, rng=rng)
-        keys = [self._share_key(r, j, worker, attempt) for j in range(self.code.n)]
-        for j in range(self.code.n):  # each share uploads while the next one is packed
-            with meter.timed("encode"):
-                blob = writers[j].finish() if shares is None else pack_shard(headers[j], shares[j])
-            futures.append(self._pool.submit(meter.put, keys[j], blob))
+        names = [self._share_key(r, j, worker, attempt) for j in range(self.code.n)]
+        with meter.timed("encode"):
+            blobs = [writers[j].finish() if shares is None else pack_shard(headers[j], shares[j])
+                     for j in range(self.code.n)]
+        group = self._group_key(r, worker, attempt)
         with meter.timed("upload"):
-            for fut in futures:
-                fut.result()
+            # all n shares in one object (one PUT); the done marker holds where each lies
+            index = tuple(meter.put_parts(group, list(zip(names, blobs, strict=True))))
             done = pack_shard(self._header("done", r, worker=worker, contributors=(worker,),
-                                           length=int(flat.size), layout=layout, attempt=attempt))
+                                           length=int(flat.size), layout=layout, attempt=attempt),
+                              np.asarray(index, dtype="<i8").reshape(-1))
             won = meter.put(done_key, done, if_absent=True)
         if won:
             self._attempts[(r, worker)] = attempt
+            self._parts[(r, worker)] = index
         else:
             log.warning("round %d worker %d: another publish of this worker finished first "
                         "(a restart or a duplicate process); this one is dropped", r, worker)
             meter.stats.duplicates += 1
-            self.store.delete(keys)
+            self.store.delete([group])
         return meter.stats
 
-    def _share_key(self, r: int, j: int, w: int, attempt: str) -> str:
-        """The key of attempt ``attempt`` of worker ``w``'s share for aggregator ``j``."""
-        key = f"{self.round_prefix(r)}contrib/{j}/{w}"
-        return f"{key}.{attempt}" if attempt else key
+    def share_location(self, r: int, j: int, w: int) -> tuple[str, str, int, int]:
+        """Where worker ``w``'s counted share for aggregator ``j`` lies in round ``r``.
 
-    def _read_done(self, meter: _Meter, r: int, w: int) -> str | None | Exception:
-        """The attempt worker ``w``'s done marker names; None if missing; the error if bad."""
-        cached = self._attempts.get((r, w))
-        if cached is not None:
-            return cached
-        key = f"{self.round_prefix(r)}done/{w}"
-        item = self._read_shard(meter, key, self._expect("done", r, worker=w))
-        if isinstance(item, FileNotFoundError):
-            return None
-        if isinstance(item, Exception):
-            log.warning("round %d: done marker of worker %d is unreadable, so its contribution "
-                        "is an erasure: %s", r, w, item)
-            return item
-        self._attempts[(r, w)] = item.header.attempt
-        return item.header.attempt
+        Returns ``(key, name, offset, length)``: the object holding all of ``w``'s shares,
+        the share's own name (what encryption and sealing bind it to; read it with
+        ``store.get_part(key, name, offset, length)``), and its part of the object, as
+        ``w``'s done marker records (for tools and fault tests).
 
-    def _contrib_key(self, meter: _Meter, r: int, j: int, w: int) -> str:
-        """The key of worker ``w``'s counted share for aggregator ``j`` (its marker's attempt)."""
-        attempt = self._read_done(meter, r, w)
-        return self._share_key(r, j, w, attempt if isinstance(attempt, str) else "")
-
-    # -- waiting ----------------------------------------------------------------------------
-    def _poll(self, meter: _Meter, probe: Callable[[], object], missing: Callable[[], list[object]],
-              progress: Callable[[], int] | None = None):
-        """Call ``probe`` with exponential backoff until it returns non-None or the deadline.
-
-        ``progress`` counts what the probes have seen so far (done markers, merged
-        shards); when it grows, the next objects are likely close behind, so the backoff
-        starts again from ``poll_min_s`` instead of sleeping up to ``poll_max_s`` past them.
+        Raises
+        ------
+        FileNotFoundError
+            ``w`` has not published round ``r``.
+        CorruptShardError
+            Its done marker is unreadable.
         """
-        deadline = time.monotonic() + self.config.deadline_s
-        delay = self.config.poll_min_s
-        seen = -1
-        while True:
-            result = probe()
-            if result is not None:
-                return result
-            now = time.monotonic()
-            if now >= deadline:
-                raise RoundTimeoutError(missing())
-            if progress is not None:
-                count = progress()
-                if count > seen:
-                    seen, delay = count, self.config.poll_min_s
-            with meter.timed("wait"):
-                time.sleep(min(delay, deadline - now))
-            delay = min(2 * delay, self.config.poll_max_s)
-
-    def _done_probe(self, meter: _Meter, r: int) -> KeyProbe:
-        """A probe of round ``r``'s ``done/{w}`` markers, in worker order (each a small GET
-        that also reads the attempt the marker names)."""
-        rp = self.round_prefix(r)
-        return KeyProbe([(w, f"{rp}done/{w}") for w in range(self.code.n)],
-                        lambda w, _key: self._read_done(meter, r, w))
-
-    def _done_workers(self, meter: _Meter, r: int, done: KeyProbe | None = None) -> list[int]:
-        """The workers with a readable done marker: looked up with ``done``, else listed
-        (recovery). A marker that fails its checks is an erasure of that worker."""
-        if done is not None:
-            done.look()
-            return sorted(w for w, a in done.found.items() if isinstance(a, str))  # type: ignore[misc]
-        prefix = self.round_prefix(r) + "done/"
-        listed = sorted(int(key[len(prefix):]) for key in meter.list(prefix)
-                        if key[len(prefix):].isdigit() and int(key[len(prefix):]) < self.code.n)
-        return [w for w in listed if isinstance(self._read_done(meter, r, w), str)]
-
-    def _members(self, meter: _Meter, r: int, *, wait: bool = True,
-                 on_seen: Callable[[list[int]], None] | None = None,
-                 done: KeyProbe | None = None) -> tuple[int, ...] | None:
-        """The agreed contributor set of round ``r`` (member modes), writing it if first.
-
-        ``on_seen`` is called with the done workers of every look (for prefetching).
-        """
-        key = self.round_prefix(r) + "members"
-        quorum = int(self.config.quorum)  # type: ignore[arg-type]
-        seen: list[int] = []
-        # Waiting: look the done markers up one by one. A one-off look (a takeover) reads
-        # the agreed set if there is one, else looks the markers up with the caller's
-        # probe, or lists them once (recovery) when it has none.
-        if wait and done is None:
-            done = self._done_probe(meter, r)
-
-        def probe() -> tuple[int, ...] | None:
-            if not wait:
-                try:
-                    return unpack_shard(meter.get(key), key=key,
-                                        expect=self._expect("members", r)).header.contributors
-                except FileNotFoundError:
-                    pass
-            seen[:] = self._done_workers(meter, r, done)
-            if on_seen is not None:
-                on_seen(seen)
-            if len(seen) < quorum:
-                return None
-            mine = tuple(seen[:quorum])
-            blob = pack_shard(self._header("members", r, contributors=mine))
-            if meter.put(key, blob, if_absent=True):
-                return mine
-            return unpack_shard(meter.get(key), key=key, expect=self._expect("members", r)).header.contributors
-
-        def missing() -> list[object]:
-            return [f"done/{w}" for w in range(self.code.n) if w not in seen]
-
-        if not wait:
-            return probe()
-        return self._poll(meter, probe, missing, lambda: len(seen))
+        r, j, w = self._check_round(r), self._check_member("j", j), self._check_member("worker", w)
+        attempt = self._read_done(_Meter(self.store), r, w)
+        if attempt is None:
+            raise FileNotFoundError(f"{self.round_prefix(r)}done/{w}")
+        if isinstance(attempt, Exception):
+            raise attempt
+        offset, length = self._parts[(r, w)][j]
+        return self._group_key(r, w, attempt), self._share_key(r, j, w, attempt), offset, length
 
     # -- aggregate --------------------------------------------------------------------------
     def aggregate(self, r: int, j: int) -> RoundStats:
@@ -391,7 +305,7 @@ class Exchange:
                 def on_seen(done: list[int]) -> None:
                     for w in done:
                         if w not in early:
-                            early[w] = self._pool.submit(self._fetch_one, meter, r, j, w)
+                            early[w] = self._pool.submit(self._read_contrib, meter, r, j, w)
             members = self._members(meter, r, wait=wait, on_seen=on_seen, done=done)
             if members is None:
                 return False
@@ -407,92 +321,6 @@ class Exchange:
         with meter.timed("upload"):
             meter.put(self.round_prefix(r) + f"merged/{j}", blob, if_absent=True)
         return True
-
-    def _fetch(self, meter: _Meter, keys: Sequence[str], expects: Sequence[dict]) -> list[Shard | Exception]:
-        """Download and verify shards in parallel; a failure is returned, not raised."""
-        with meter.timed("download"):
-            return list(self._pool.map(self._read_shard, [meter] * len(keys), keys, expects))
-
-    def _read_shard(self, meter: _Meter, key: str, expect: dict) -> Shard | Exception:
-        try:
-            return unpack_shard(meter.get_bounded(key, self._max_object), key=key, expect=expect,
-                                max_length=self.config.max_length)
-        except ObjectTooLargeError as err:  # refused before it was read: an erasure too
-            return CorruptShardError(key, f"{err.size} bytes, more than the job allows ({err.limit})")
-        except (CorruptShardError, DecryptionError, FileNotFoundError) as err:
-            return err  # every failed read is an erasure
-
-    def _fetch_one(self, meter: _Meter, r: int, j: int, w: int) -> Shard | Exception:
-        """Worker ``w``'s contribution to aggregator ``j`` (a failure is returned)."""
-        return self._read_shard(meter, self._contrib_key(meter, r, j, w), self._contrib_expect(meter, r, j, w))
-
-    def _contrib_expect(self, meter: _Meter, r: int, j: int, w: int) -> dict[str, object]:
-        attempt = self._read_done(meter, r, w)
-        return self._expect("contrib", r, index=j, worker=w,
-                            attempt=attempt if isinstance(attempt, str) else "")
-
-    def _consistent(self, shards: list[Shard], keys: list[str]) -> None:
-        """All contributions must agree on the update's length and layout."""
-        ref = shards[0].header
-        for shard, key in zip(shards[1:], keys[1:], strict=True):
-            h = shard.header
-            if (h.length, h.layout, h.shape) != (ref.length, ref.layout, ref.shape):
-                raise CorruptShardError(key, f"length/layout differ from {keys[0]!r}")
-
-    def _gather(self, meter: _Meter, r: int, j: int, members: Sequence[int],
-                early: Mapping[int, cf.Future] | None = None) -> tuple[list[int], list[Shard]]:
-        keys = [self._contrib_key(meter, r, j, w) for w in members]
-        early = early or {}
-        rest = [w for w in members if w not in early]
-        fetched = dict(zip(rest, self._fetch(meter, [self._contrib_key(meter, r, j, w) for w in rest],
-                                             [self._contrib_expect(meter, r, j, w) for w in rest]),
-                           strict=True))
-        with meter.timed("download"):
-            got = [early[w].result() if w in early else fetched[w] for w in members]
-        for item, key in zip(got, keys, strict=True):
-            if isinstance(item, FileNotFoundError):
-                raise CorruptShardError(key, "missing although its worker is done")
-            if isinstance(item, Exception):
-                raise item
-        shards = [s for s in got if isinstance(s, Shard)]
-        self._consistent(shards, keys)
-        return list(members), shards
-
-    def _gather_any(self, meter: _Meter, r: int, j: int, *, wait: bool, done: KeyProbe | None = None):
-        """Gradient modes: the first ``n - s`` good contributions for aggregator ``j``."""
-        need = self.code.contributions_needed
-        good: dict[int, Shard] = {}
-        bad: set[int] = set()
-        seen: list[int] = []
-        if done is None and wait:
-            done = self._done_probe(meter, r)
-
-        def probe():
-            seen[:] = self._done_workers(meter, r, done)
-            fresh = [w for w in seen if w not in good and w not in bad][: need - len(good)]
-            if len(good) + len(fresh) < need:
-                return None
-            keys = [self._contrib_key(meter, r, j, w) for w in fresh]
-            for w, item in zip(fresh, self._fetch(meter, keys, [self._contrib_expect(meter, r, j, w)
-                                                                for w in fresh]), strict=True):
-                if isinstance(item, Shard):
-                    good[w] = item
-                else:
-                    log.warning("round %d aggregator %d: dropping contribution of %d: %s", r, j, w, item)
-                    bad.add(w)
-            if len(good) < need:
-                return None
-            who = sorted(good)
-            shards = [good[w] for w in who]
-            self._consistent(shards, [self._contrib_key(meter, r, j, w) for w in who])
-            return who, shards
-
-        def missing() -> list[object]:
-            return [f"contrib/{j}/{w}" for w in range(self.code.n) if w not in good]
-
-        if not wait:
-            return probe()
-        return self._poll(meter, probe, missing, lambda: len(seen))
 
     # -- collect ----------------------------------------------------------------------------
     def collect(self, r: int) -> RoundResult:
@@ -533,7 +361,10 @@ class Exchange:
             total = decode_aggregate(rows, indices, self.code, length=first.length, n_terms=n_terms)
         contributors = sorted({w for j in indices for w in group[j].header.contributors})
         meter.stats.takeovers += state.takeovers
-        completed = meter.put(self._complete_key(r), pack_shard(self._header("complete", r)), if_absent=True)
+        # a HEAD first: a late collector finds the marker (a GET's price) instead of losing
+        # the conditional PUT (a PUT's)
+        completed = (not meter.exists(self._complete_key(r))
+                     and meter.put(self._complete_key(r), pack_shard(self._header("complete", r)), if_absent=True))
         if completed:
             self._cleanup(meter, r)
         return RoundResult(r, total, n_terms, tuple(contributors), tuple(indices), first.layout, meter.stats,
@@ -662,6 +493,7 @@ class Exchange:
             self.store.delete(old)
         for done in [rw for rw in self._attempts if rw[0] <= r - keep]:
             self._attempts.pop(done, None)
+            self._parts.pop(done, None)
 
     # -- the whole round ---------------------------------------------------------------------
     def run(

@@ -201,6 +201,19 @@ class _Meter:
         self._add(bytes_up=len(data))
         return True
 
+    def put_parts(self, key: str, parts: list[tuple[str, bytes]]) -> list[tuple[int, int]]:
+        """Write ``parts`` as one object (one PUT); their ``(offset, length)`` in it."""
+        self._add(puts=1)
+        index = self.store.put_parts(key, parts)
+        self._add(bytes_up=sum(len(data) for _, data in parts))
+        return index
+
+    def get_part(self, key: str, name: str, offset: int, length: int) -> bytes:
+        self._add(gets=1)
+        data = self.store.get_part(key, name, offset, length)
+        self._add(bytes_down=len(data))
+        return data
+
     def get(self, key: str) -> bytes:
         self._add(gets=1)
         data = self.store.get(key)

@@ -20,171 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coding.errors import KofnError
 from coding.validate import check_int, check_real
+from worker.errors import ConfigError
+from worker.straggle import Straggle, straggle_rules
 
 __all__ = [
     "MODES",
     "SECTIONS",
-    "STRAGGLE_KINDS",
     "ConfigError",
     "RunConfig",
-    "Straggle",
-    "parse_straggle",
 ]
 
 #: The built-in run modes (codes from :mod:`exchange.codes`; any registered name works).
 MODES = ("plain", "backup", "mds", "gradient", "secure")
-STRAGGLE_KINDS = ("fixed", "shiftexp", "crash", "kill", "dead")
-STRAGGLE_ROLES = ("trainer", "aggregator")
 
 # Largest prime below 2^31: the default modulus of the secure (GF(p)) mode.
 DEFAULT_PRIME = 2**31 - 1
 
 _JOB_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class ConfigError(KofnError, ValueError):
-    """A run configuration is malformed or refers to something that does not exist."""
-
-
-@dataclass(frozen=True)
-class Straggle:
-    """One straggler or fault injection rule, seeded per worker.
-
-    Parameters
-    ----------
-    kind : {"fixed", "shiftexp", "crash", "kill", "dead"}
-        ``fixed`` sleeps ``delay`` seconds before publishing; ``shiftexp`` sleeps
-        ``shift + Exp(rate)`` seconds (the shifted-exponential model of Lee et al.,
-        "Speeding up distributed machine learning using codes", 2018); ``crash`` makes the
-        worker exit with status 3 with probability ``prob`` each round (the launcher
-        restarts it and it rejoins from the latest complete round); ``kill`` makes a worker
-        process send itself SIGKILL with probability ``prob`` each round, midway through its
-        upload (after its first share is written, before its done marker; in-process
-        workers raise an injected crash there instead); ``dead`` never publishes anything.
-    worker : int or None
-        The worker it applies to; ``None`` means every worker.
-    delay, shift, rate, prob : float
-        The parameters of the kind (others are ignored).
-    role : {"trainer", "aggregator"}
-        Which of the worker's jobs a delay holds back: ``trainer`` sleeps before
-        publishing its update (what gradient codes tolerate), ``aggregator`` before
-        combining its shard (what MDS codes tolerate).
-    """
-
-    kind: str = "fixed"
-    worker: int | None = None
-    delay: float = 0.0
-    shift: float = 0.0
-    rate: float = 1.0
-    prob: float = 0.0
-    role: str = "trainer"
-
-    def __post_init__(self) -> None:
-        if self.kind not in STRAGGLE_KINDS:
-            raise ConfigError(
-                f"Argument 'straggle.kind' must be one of {', '.join(STRAGGLE_KINDS)}, not {self.kind!r}."
-            )
-        if self.worker is not None:
-            check_int("straggle.worker", self.worker, low=0)
-        check_real("straggle.delay", self.delay, low=0.0)
-        check_real("straggle.shift", self.shift, low=0.0)
-        check_real("straggle.rate", self.rate, low=0.0, low_open=True)
-        check_real("straggle.prob", self.prob, low=0.0, high=1.0)
-        if self.role not in STRAGGLE_ROLES:
-            raise ConfigError(f"Argument 'straggle.role' must be one of "
-                              f"{', '.join(STRAGGLE_ROLES)}, not {self.role!r}.")
-
-    def applies_to(self, worker: int) -> bool:
-        """Whether this rule affects ``worker``."""
-        return self.worker is None or self.worker == worker
-
-    def to_spec(self) -> str:
-        """The rule in the ``--straggle`` syntax (inverse of :func:`parse_straggle`)."""
-        params = {"fixed": ("delay",), "shiftexp": ("shift", "rate"), "crash": ("prob",),
-                  "kill": ("prob",), "dead": ()}[self.kind]
-        parts = [] if self.worker is None else [f"worker={self.worker}"]
-        parts += [f"{name}={getattr(self, name):g}" for name in params]
-        if self.role != "trainer":
-            parts.append(f"role={self.role}")
-        return f"{self.kind}:{','.join(parts)}"
-
-
-_STRAGGLE_ALIASES = {"p": "prob", "w": "worker"}
-
-
-def parse_straggle(text: str) -> tuple[Straggle, ...]:
-    """Parse straggler rules like ``worker=1,delay=2.0`` or ``shiftexp:shift=0.5,rate=2``.
-
-    Several rules are separated by ``;``. A rule is ``[kind:]name=value,...``; without a
-    kind it is ``fixed`` when ``delay`` is given, ``shiftexp`` when ``shift``/``rate`` is,
-    and ``crash`` when ``prob`` (or ``p``) is. ``dead:worker=2`` silences worker 2.
-
-    Parameters
-    ----------
-    text : str
-        The rules.
-
-    Returns
-    -------
-    tuple of Straggle
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"Argument 'straggle' must be a string, not {type(text).__name__}.")
-    rules = []
-    for chunk in filter(None, (c.strip() for c in text.split(";"))):
-        kind, _, body = chunk.rpartition(":")
-        values: dict[str, Any] = {}
-        for item in filter(None, (p.strip() for p in body.split(","))):
-            name, eq, raw = item.partition("=")
-            name = _STRAGGLE_ALIASES.get(name.strip(), name.strip())
-            if not eq or name not in ("worker", "delay", "shift", "rate", "prob", "role"):
-                raise ConfigError(f"Argument 'straggle' has a malformed item {item!r} in {chunk!r}.")
-            if name == "role":
-                values[name] = raw.strip()
-                continue
-            try:
-                values[name] = int(raw) if name == "worker" else float(raw)
-            except ValueError:
-                raise ConfigError(f"Argument 'straggle' has a non-numeric value in {item!r}.") from None
-        kind = kind.strip() or _infer_kind(values, chunk)
-        rules.append(Straggle(kind=kind, **values))
-    return tuple(rules)
-
-
-def _infer_kind(values: Mapping[str, Any], chunk: str) -> str:
-    if "delay" in values:
-        return "fixed"
-    if "shift" in values or "rate" in values:
-        return "shiftexp"
-    if "prob" in values:
-        return "crash"
-    raise ConfigError(f"Argument 'straggle' rule {chunk!r} names no kind and no delay, shift, rate or prob.")
-
-
-def _straggle_from_toml(value: object) -> tuple[Straggle, ...]:
-    if isinstance(value, str):
-        return parse_straggle(value)
-    if isinstance(value, Straggle):
-        return (value,)
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"Argument 'straggle' must be a string or a list of rules, not {value!r}.")
-    out: list[Straggle] = []
-    for item in value:
-        if isinstance(item, Straggle):
-            out.append(item)
-        elif isinstance(item, str):
-            out.extend(parse_straggle(item))
-        elif isinstance(item, Mapping):
-            unknown = set(item) - {f.name for f in dataclasses.fields(Straggle)}
-            if unknown:
-                raise ConfigError(f"Argument 'straggle' has unknown field(s) {sorted(unknown)}.")
-            out.append(Straggle(**item))
-        else:
-            raise ConfigError(f"Argument 'straggle' has a malformed rule {item!r}.")
-    return tuple(out)
-
 
 
 def _check_store_url(store: object) -> None:
@@ -291,6 +144,10 @@ class RunConfig:
         Seconds a worker waits for a round before giving up.
     grace : float
         Seconds a worker waits for a missing aggregator before taking over its shard.
+    poll_max : float
+        The longest pause between two looks for the objects a worker waits for (the
+        backoff starts at 0.01 s): larger is fewer GET requests, at up to that much latency
+        per wait (docs/exchange.md measures the trade-off).
     max_restarts : int
         Restarts per worker the launcher allows after crashes.
     lambda_function, region : str
@@ -342,6 +199,7 @@ class RunConfig:
     straggle: tuple[Straggle, ...] = field(default_factory=tuple)
     round_timeout: float = 300.0
     grace: float = 2.0
+    poll_max: float = 0.2
     max_restarts: int = 3
     lambda_function: str = "kofn-worker"
     region: str = ""
@@ -368,7 +226,7 @@ class RunConfig:
             )
         _check_store_url(self.store)
         check_int("s", self.s, low=0, high=n - 1, high_name="n-1")
-        object.__setattr__(self, "straggle", _straggle_from_toml(self.straggle))
+        object.__setattr__(self, "straggle", straggle_rules(self.straggle))
         if self.k is not None:
             check_int("k", self.k, low=1, high=n, high_name="n")
         check_int("t", self.t, low=0)
@@ -421,6 +279,7 @@ class RunConfig:
         check_real("holdout", self.holdout, low=0.0, high=1.0, high_open=True)
         check_real("round_timeout", self.round_timeout, low=0.0, low_open=True)
         check_real("grace", self.grace, low=0.0)
+        check_real("poll_max", self.poll_max, low=0.01, high=60.0)
         for rule in self.straggle:
             if rule.worker is not None:
                 check_int("straggle.worker", rule.worker, low=0, high=self.workers - 1,
@@ -589,7 +448,8 @@ SECTIONS: dict[str, str] = {
                      "lr", "momentum", "weight_decay", "seed", "device", "evaluate"), "train"),
     **dict.fromkeys(("data", "synth_images", "image_size", "holdout"), "data"),
     **dict.fromkeys(("store", "encrypt", "key_file", "key_env", "unsealed_shares"), "store"),
-    **dict.fromkeys(("launcher", "ray_address", "ray_cpus", "round_timeout", "grace", "max_restarts",
+    **dict.fromkeys(("launcher", "ray_address", "ray_cpus", "round_timeout", "grace", "poll_max",
+                     "max_restarts",
                      "lambda_function", "region", "runs_dir"), "launcher"),
     **dict.fromkeys(("lambda_memory_mb", "lambda_ephemeral_mb", "ec2_instance"), "cost"),
 }

@@ -1,6 +1,6 @@
 """Fault injection for benchmarks and the fault suite: stragglers, crashes, kills, dead workers.
 
-Every rule is a :class:`worker.config.Straggle` in the run's config (``--straggle``), and
+Every rule is a :class:`worker.straggle.Straggle` in the run's config (``--straggle``), and
 every draw is seeded from ``(seed, worker, round, attempt)``, so a run's faults repeat
 exactly. None of them changes an update: a faulty run must end with the fault-free model.
 """
@@ -63,10 +63,10 @@ OWN_PROCESS = False
 
 
 class KillSwitch(Store):
-    """Passes every call through; once armed, the next share written is the process's last.
+    """Passes every call through; once armed, the next contribution written is the process's last.
 
-    The ``kill`` fault: after the share's PUT returns, the process sends itself SIGKILL,
-    so the round holds some of its shares and no done marker, as when a machine dies
+    The ``kill`` fault: after the PUT of the worker's shares returns, the process sends
+    itself SIGKILL, so the round holds its shares and no done marker, as when a machine dies
     mid-upload. Only workers with a ``kill`` rule get this wrapper.
     """
 
@@ -75,6 +75,18 @@ class KillSwitch(Store):
 
     def put(self, key: str, data: bytes | bytearray | memoryview, *, if_absent: bool = False) -> Any:
         out = self.inner.put(key, data, if_absent=if_absent)
+        self._maybe_die(key)
+        return out
+
+    def put_parts(self, key: str, parts: Any, *, if_absent: bool = False) -> Any:
+        out = self.inner.put_parts(key, parts, if_absent=if_absent)
+        self._maybe_die(key)
+        return out
+
+    def get_part(self, key: str, name: str, offset: int, length: int) -> bytes:
+        return self.inner.get_part(key, name, offset, length)
+
+    def _maybe_die(self, key: str) -> None:
         if self.armed and "/contrib/" in key:
             self.armed = False
             if OWN_PROCESS:
@@ -83,7 +95,6 @@ class KillSwitch(Store):
                     h.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
             raise WorkerCrash(f"worker {self.worker} killed (injected) after writing {key}")
-        return out
 
     def get(self, key: str) -> bytes:
         return self.inner.get(key)

@@ -178,7 +178,7 @@ def exchange_for(cfg: RunConfig, store: Store, *, max_length: int | None = None)
 
     rc = RoundConfig(job="exchange", prefix=cfg.job, code=cfg.code_spec(),
                      deadline_s=cfg.round_timeout, takeover_after_s=cfg.grace,
-                     poll_min_s=0.01, poll_max_s=0.2, quorum=cfg.quorum, threads=4,
+                     poll_min_s=0.01, poll_max_s=cfg.poll_max, quorum=cfg.quorum, threads=4,
                      max_length=max_length)
     return Exchange(store, rc)
 

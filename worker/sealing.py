@@ -1,7 +1,7 @@
 """Per-aggregator keys of a secure job: each worker holds only its own private key.
 
 In ``secure`` mode each contribution share is sealed to its aggregator
-(:class:`exchange.crypto.SealedShareStore`), so the job's shared AES key (which every
+(:class:`exchange.share_keys.SealedShareStore`), so the job's shared AES key (which every
 worker holds) opens no other aggregator's shares. The driver, trusted like the trigger,
 makes the key pairs once per job, keeps them under ``{runs_dir}/{job}/keys/`` (mode 0600)
 for ``--resume``, and hands worker ``w`` the file ``aggregator-{w}.json`` holding every
@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from exchange.crypto import AggregatorKeys, SealedShareStore
 from exchange.errors import KeyFileError
+from exchange.share_keys import AggregatorKeys, SealedShareStore
 from exchange.stores.base import Store
 
 __all__ = ["aggregator_key_files", "sealed_store"]

@@ -65,7 +65,7 @@ class Code(metaclass=_CodeMeta):
     #: (``out=``, the payloads of the objects about to be uploaded).
     encodes_in_place: ClassVar[bool] = False
     #: Whether a share must reach its aggregator alone (T-private codes): jobs then seal
-    #: each contribution share to its aggregator's key (exchange.crypto.SealedShareStore).
+    #: each contribution share to its aggregator's key (exchange.share_keys.SealedShareStore).
     private: ClassVar[bool] = False
     n: int
 

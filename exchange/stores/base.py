@@ -10,7 +10,7 @@ Wrappers (encryption, request counting) are stores around stores.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from coding.validate import check_int
 
@@ -75,6 +75,32 @@ class Store(abc.ABC):
         start = check_int("start", start, low=0)
         length = check_int("length", length, low=0)
         return bytes(self.get(key)[start : start + length])
+
+    def put_parts(self, key: str, parts: Sequence[tuple[str, bytes | bytearray | memoryview]], *,
+                  if_absent: bool = False) -> list[tuple[int, int]]:
+        """Write ``parts``, ``(name, data)`` pairs, as the one object ``key``: one PUT.
+
+        Returns each part's ``(offset, length)`` in the object, for :meth:`get_part`. Each
+        part keeps its own name: a wrapper transforms every part as if it were an object of
+        that name (encryption binds the name, sealing picks the part's recipient), so a part
+        read back with ``get_part(key, name, offset, length)`` is checked on its own and
+        cannot be moved to another part's place. This default concatenates the parts and calls ``put``.
+        """
+        index, pos = [], 0
+        for name, data in parts:
+            check_key(name)
+            index.append((pos, len(data)))
+            pos += len(data)
+        self.put(key, b"".join(data for _, data in parts), if_absent=if_absent)
+        return index
+
+    def get_part(self, key: str, name: str, offset: int, length: int) -> bytes:
+        """Part ``name`` of an object written by :meth:`put_parts`: one ranged GET.
+
+        A short read (a truncated object) is returned as it is; the part's own checks
+        (checksum, authentication) then reject it.
+        """
+        return self.get_range(key, offset, length)
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists (a convenience built on ``get``; back ends may override)."""

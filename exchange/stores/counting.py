@@ -87,6 +87,26 @@ class CountingStore(Store):
             raise
         self._add(puts=1, bytes_up=memoryview(data).nbytes)
 
+    def put_parts(self, key: str, parts, *, if_absent: bool = False) -> list[tuple[int, int]]:
+        """Count one PUT, then delegate to ``inner.put_parts``."""
+        try:
+            index = self.inner.put_parts(key, parts, if_absent=if_absent)
+        except BaseException:
+            self._add(puts=1, errors=1)
+            raise
+        self._add(puts=1, bytes_up=sum(memoryview(data).nbytes for _, data in parts))
+        return index
+
+    def get_part(self, key: str, name: str, offset: int, length: int) -> bytes:
+        """Count one GET, then delegate to ``inner.get_part``."""
+        try:
+            data = self.inner.get_part(key, name, offset, length)
+        except BaseException:
+            self._add(gets=1, errors=1)
+            raise
+        self._add(gets=1, bytes_down=len(data))
+        return data
+
     def get(self, key: str) -> bytes:
         """Count, then delegate to ``inner.get``."""
         try:

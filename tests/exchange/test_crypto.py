@@ -415,7 +415,7 @@ def test_legacy_cbc_has_no_integrity() -> None:
 # -- per-aggregator keys --------------------------------------------------------------------
 
 def test_sealed_share_opens_only_with_its_aggregators_key():
-    from exchange.crypto import AggregatorKeys, open_share, seal_share
+    from exchange.share_keys import AggregatorKeys, open_share, seal_share
 
     keys = AggregatorKeys.generate(3)
     blob = seal_share(keys, 1, "a/contrib/1/0", b"share")
@@ -447,7 +447,7 @@ def test_sealed_share_opens_only_with_its_aggregators_key():
 
 
 def test_sealed_share_store_routes_only_contributions(tmp_path):
-    from exchange.crypto import AggregatorKeys, SealedShareStore, share_aggregator
+    from exchange.share_keys import AggregatorKeys, SealedShareStore, share_aggregator
 
     assert share_aggregator("p/j/r00000001/contrib/3/2") == 3
     assert share_aggregator("p/j/r00000001/merged/3") is None

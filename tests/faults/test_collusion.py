@@ -2,7 +2,7 @@
 
 The colluders hold their own X25519 private keys, the job's shared AES key and full read
 access to the store (the raw objects under every key). Each contribution share is sealed
-to its aggregator alone (:class:`exchange.crypto.SealedShareStore`), so what they can open
+to its aggregator alone (:class:`exchange.share_keys.SealedShareStore`), so what they can open
 of a victim's contribution is their own T shares, which the chi-squared independence test
 finds independent of the victim's update; T + 1 = k + T colluders (k = 1) decode it.
 """
@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 from coding.privacy import independence_test
-from exchange.crypto import AggregatorKeys, EncryptedStore, Keyring, SealedShareStore, new_key
+from exchange.crypto import EncryptedStore, Keyring, new_key
 from exchange.errors import DecryptionError
 from exchange.reduce import CodeSpec, decode_aggregate
 from exchange.round import Exchange, RoundConfig
 from exchange.shards import unpack_shard
+from exchange.share_keys import AggregatorKeys, SealedShareStore
 from exchange.stores.local import LocalStore
 from tests.faults.table import record
 
@@ -40,19 +41,21 @@ def job(tmp_path):
     return raw, ring, keys, stores, cfg
 
 
-def _colluder_view(raw, ring, keys, colluders, r):
-    """What the colluders can open of the victim's round-r shares: {j: share} for their j."""
+def _colluder_view(raw, ring, keys, colluders, r, cfg):
+    """What the colluders can open of the victim's round-r shares: {j: share} for their j.
+
+    They hold the job's AES key and their own private keys, so they read the victim's done
+    marker and every part of its shares' object, and try to open each one.
+    """
     mine = SealedShareStore(EncryptedStore(raw, ring), keys.only(*colluders))
-    prefix = f"kofn/j/r{r:08d}/contrib/"
     opened = {}
-    for key in raw.list(prefix):
-        j = int(key[len(prefix):].split("/")[0])
-        if key.rsplit("/", 1)[1].split(".")[0] != str(VICTIM):
-            continue
-        try:
-            opened[j] = unpack_shard(mine.get(key), key=key).payload
-        except DecryptionError:
-            assert j not in colluders
+    with Exchange(mine, cfg) as ex:
+        for j in range(SPEC.n):
+            key, name, offset, length = ex.share_location(r, j, VICTIM)
+            try:
+                opened[j] = unpack_shard(mine.get_part(key, name, offset, length), key=name).payload
+            except DecryptionError:
+                assert j not in colluders
     assert sorted(opened) == sorted(colluders)
     return opened
 
@@ -65,7 +68,7 @@ def _sampler(job, colluders):
         r = next(counter)  # a fresh round per batch of draws
         with Exchange(stores[VICTIM], cfg) as ex:
             ex.publish(r, VICTIM, np.full(draws, secret), rng=rng)
-        opened = _colluder_view(raw, ring, keys, colluders, r)
+        opened = _colluder_view(raw, ring, keys, colluders, r, cfg)
         return np.stack([opened[j] for j in colluders]).T
 
     return views
@@ -90,7 +93,7 @@ def test_t_plus_one_colluders_decode(job):
     raw, ring, keys, stores, cfg = job
     with Exchange(stores[VICTIM], cfg) as ex:
         ex.publish(50, VICTIM, secret)
-    opened = _colluder_view(raw, ring, keys, colluders, 50)
+    opened = _colluder_view(raw, ring, keys, colluders, 50, cfg)
     got = decode_aggregate([opened[j] for j in colluders], list(colluders), SPEC,
                            length=secret.size, n_terms=1)
     np.testing.assert_array_equal(got, secret)
@@ -103,13 +106,16 @@ def test_one_worker_cannot_open_another_aggregators_share(job):
     raw, ring, keys, stores, cfg = job
     with Exchange(stores[VICTIM], cfg) as ex:
         ex.publish(0, VICTIM, np.ones(8))
-    for j in range(SPEC.n):
-        (key,) = raw.list(f"kofn/j/r00000000/contrib/{j}/{VICTIM}.")
+    with Exchange(stores[0], cfg) as ex:
+        where = [ex.share_location(0, j, VICTIM) for j in range(SPEC.n)]
+    for j, (key, name, offset, length) in enumerate(where):
         if j == 0:
-            stores[0].get(key)
+            stores[0].get_part(key, name, offset, length)
         else:
             with pytest.raises(DecryptionError, match="does not hold"):
-                stores[0].get(key)
+                stores[0].get_part(key, name, offset, length)
+    with pytest.raises(DecryptionError):  # nor the whole object at once
+        stores[0].get(where[0][0])
 
 
 def _round(stores, cfg, updates, skip_aggregation=()):

@@ -26,12 +26,13 @@ from tests.faults.table import record
 N = 4
 
 
-def _flip(root: Path, key: str, pos: int | None = None) -> None:
-    """Flip one bit of the object stored under ``key`` (a share key means its attempt)."""
+def _flip(root: Path, key: str, pos: int | None = None, length: int | None = None) -> None:
+    """Flip one bit of the object stored under ``key``: byte ``pos``, or the middle one of
+    the ``length`` bytes from ``pos`` (a share's part of its worker's object)."""
     path = root.joinpath(*key.split("/"))
-    if "/contrib/" in key and not path.exists():
-        (path,) = path.parent.glob(path.name + ".*")
     data = bytearray(path.read_bytes())
+    if length is not None:
+        pos = (pos or 0) + length // 2
     data[len(data) // 2 if pos is None else pos] ^= 0x10
     path.write_bytes(bytes(data))
 
@@ -53,7 +54,8 @@ def _round(store, kind: str, flip_root: Path | None) -> tuple[np.ndarray, tuple[
             ex.publish(0, w, ups[w])
         rp = ex.round_prefix(0)
         if flip_root is not None and kind == "contribution":
-            _flip(flip_root, f"{rp}contrib/1/2")
+            key, _, offset, length = ex.share_location(0, 1, 2)  # worker 2's share for 1
+            _flip(flip_root, key, offset, length)
         seen = []
         for j in range(N):
             try:

@@ -167,8 +167,16 @@ def test_an_oversized_contribution_is_an_erasure(tmp_path):
     with Exchange(store, cfg) as ex:
         for w in range(4):
             ex.publish(0, w, ups[w])
-        (path,) = (tmp_path / "kofn" / "big" / "r00000000" / "contrib" / "1").glob("2.*")
-        os.truncate(path, 10 << 30)
+        key, _, _, _ = ex.share_location(0, 1, 2)
+    # worker 2's objects claim a 10 GiB share for aggregator 1: a done marker with a valid
+    # checksum whose part index says so, and its shares' object as large (sparse)
+    done = store.get("kofn/big/r00000000/done/2")
+    marker = unpack_shard(done)
+    index = np.array(marker.payload).reshape(-1, 2)
+    index[1, 1] = 10 << 30
+    store.put("kofn/big/r00000000/done/2", pack_shard(marker.header, index.reshape(-1)))
+    os.truncate(tmp_path.joinpath(*key.split("/")), 11 << 30)
+    with Exchange(store, cfg) as ex:
         with pytest.raises(CorruptShardError, match="more than the job allows"):
             ex.aggregate(0, 1)
         for j in (0, 2, 3):

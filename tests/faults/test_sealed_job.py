@@ -8,6 +8,7 @@ does not aggregate is an opaque sealed blob, and its own key opens exactly its o
 
 from __future__ import annotations
 
+import re
 import stat
 
 import pytest
@@ -15,14 +16,14 @@ import pytest
 pytest.importorskip("torch")
 
 from exchange.crypto import (  # noqa: E402
-    SEAL_MAGIC,
     EncryptedStore,
     Keyring,
     new_key,
-    share_aggregator,  # noqa: E402
     write_key_file,
 )
 from exchange.errors import NotKeyHolderError  # noqa: E402
+from exchange.round_reads import share_parts  # noqa: E402
+from exchange.share_keys import SEAL_MAGIC, share_aggregator  # noqa: E402
 from exchange.stores.local import LocalStore  # noqa: E402
 from tests.faults.table import record  # noqa: E402
 from worker.commands.train import run_job  # noqa: E402
@@ -42,17 +43,19 @@ def test_secure_job_shares_open_only_for_their_aggregator(tmp_path):
     for path in keys_dir.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     aes_only = EncryptedStore(LocalStore(tmp_path / "store"), cfg.load_keyring())
-    shares = [k for k in aes_only.list("sec/") if share_aggregator(k) is not None]
-    assert len(shares) >= 2 * 3 * 3  # the last two rounds are kept: 3 workers x 3 shares each
-    for k in shares:
-        assert aes_only.get(k)[:4] == SEAL_MAGIC  # what a fellow worker with the AES key sees
+    dones = [k for k in aes_only.list("sec/") if re.search(r"/r\d{8}/done/\d+$", k)]
+    parts = [part for k in dones
+             for part in share_parts(aes_only, k.rsplit("done/", 1)[0], int(k.rsplit("/", 1)[1]))]
+    assert len(parts) >= 2 * 3 * 3  # the last two rounds are kept: 3 workers x 3 shares each
+    for key, name, offset, length in parts:  # what a fellow worker with the AES key sees
+        assert aes_only.get_part(key, name, offset, length)[:4] == SEAL_MAGIC
     worker0 = sealed_store(aes_only, keys_dir / "aggregator-0.json", 0)
-    for k in shares:
-        if share_aggregator(k) == 0:
-            assert worker0.get(k)[:8] == b"KOFNSHRD"
+    for key, name, offset, length in parts:
+        if share_aggregator(name) == 0:
+            assert worker0.get_part(key, name, offset, length)[:8] == b"KOFNSHRD"
         else:
             with pytest.raises(NotKeyHolderError):
-                worker0.get(k)
+                worker0.get_part(key, name, offset, length)
     record("a fellow worker (holding the job's AES key) reads another worker's shares in a "
            "secure kofn train job",
            "each worker process holds only its own aggregator key; every other share is sealed",

@@ -23,8 +23,9 @@ pytest.importorskip("torch")
 from exchange.shards import unpack_shard  # noqa: E402
 from exchange.stores.local import LocalStore  # noqa: E402
 from tests.faults.table import record  # noqa: E402
-from worker.config import RunConfig, parse_straggle  # noqa: E402
+from worker.config import RunConfig  # noqa: E402
 from worker.faults import kills  # noqa: E402
+from worker.straggle import parse_straggle  # noqa: E402
 from worker.trigger import checkpoint_key, decode_state  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,9 +67,10 @@ def test_sigkill_mid_upload_is_restarted_and_counted_once(tmp_path):
     killed = [line for line in log.splitlines() if "killing this process (injected kill)" in line]
     assert len(killed) == 1, log
     assert "/r00000002/contrib/" in killed[0]
-    # round 2 holds shares of two attempts of worker 1; its done marker names the survivor's
+    # round 2 holds the shares' objects of two attempts of worker 1; its done marker names
+    # the survivor's
     rp = "kill/exchange/r00000002/"
-    tokens = {k.rsplit(".", 1)[1] for k in store.list(rp + "contrib/") if k.split("/")[-1].startswith("1.")}
+    tokens = {k.rsplit(".", 1)[1] for k in store.list(rp + "contrib/1.")}
     assert len(tokens) == 2, tokens
     done = unpack_shard(store.get(rp + "done/1")).header.attempt
     assert done in tokens

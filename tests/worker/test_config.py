@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from worker.config import ConfigError, RunConfig, Straggle, parse_straggle
+from worker.config import ConfigError, RunConfig
+from worker.straggle import Straggle, parse_straggle
 
 
 def test_defaults_and_mode_defaults_for_k():

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worker.config import RunConfig, parse_straggle
+from worker.config import RunConfig
 from worker.launchers.aws_lambda import InvokeError, LambdaLauncher
 from worker.launchers.local import LocalLauncher
 from worker.runner import WorkerCrash, WorkerSpec, crashes, straggle_delay
+from worker.straggle import parse_straggle
 
 
 def specs(n: int = 3, **kw) -> list[WorkerSpec]:

@@ -2,8 +2,9 @@
 
 import pytest
 
-from worker.config import ConfigError, RunConfig, parse_straggle
+from worker.config import ConfigError, RunConfig
 from worker.runner import straggle_delay
+from worker.straggle import parse_straggle
 
 
 def test_role_round_trips_through_the_cli_syntax():

@@ -23,8 +23,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("worker.local_train")
 
 from exchange.stores.local import LocalStore  # noqa: E402
-from worker.config import RunConfig, parse_straggle  # noqa: E402
+from worker.config import RunConfig  # noqa: E402
 from worker.runner import WorkerSpec, run_worker  # noqa: E402
+from worker.straggle import parse_straggle  # noqa: E402
 from worker.trigger import checkpoint_key, decode_state, trigger  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from exchange.crypto import Keyring, new_key, write_key_file
 
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         write_key_file(args.out, ring, force=True)
     else:
         ring = Keyring([new_key()])
+        Path(args.out).expanduser().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_key_file(args.out, ring, force=args.force)
     print(f"wrote {args.out} (key id {ring.primary.hex()}, {len(ring)} key(s)); "
           f"use it with KOFN_KEY_FILE={args.out}", file=sys.stdout)
