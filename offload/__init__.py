@@ -25,10 +25,10 @@ from offload.placement import Placement, evaluate, most_reliable
 from offload.policies import AOP, IGP, LCP, POLICIES, ROP, Exact, get_policy
 from offload.replan import ReplanResult, simulate_replan
 from offload.simulate import SimResult, simulate
-from offload.world import LAWS, ResultLink, Straggler
+from offload.world import LAWS, LinkShare, ResultLink, Straggler
 
 __all__ = [
-    "AOP", "AXES", "LAWS", "ReplanResult", "ResultLink", "SAABound", "Straggler",
+    "AOP", "AXES", "LAWS", "LinkShare", "ReplanResult", "ResultLink", "SAABound", "Straggler",
     "saa_bound", "simulate_replan", "Budget", "Channel", "Exact", "GeneratorConfig", "IGP", "Instance",
     "InstanceError", "LCP", "Master", "POLICIES", "Placement", "ROP", "SimResult",
     "SweepResult", "Task", "UnknownPolicyError", "WorkerModel", "Workers", "batch_pmf",

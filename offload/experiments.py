@@ -64,6 +64,10 @@ AXES = {
     "result": Axis("result_bits_row", (0.0, 5e3, 1e4, 2e4, 4e4), "Result kbit per row", 1e-3),
     "shape": Axis("shape", (1.5, 2.0, 3.0, 5.0, 10.0), "Straggler law shape"),
     "slow": Axis("slow_prob", (0.0, 0.05, 0.1, 0.2, 0.3), "Bimodal law: share of slow runs"),
+    "share_bw": Axis("bandwidth_total", (3e6, 4e6, 5e6, 6e6, 8e6, 10e6),
+                     "Total upload bandwidth B_tot (MHz)", 1e-6),
+    "share_power": Axis("power_total", (0.5, 1.0, 2.0, 3.0, 5.0),
+                        "Total transmit power P_tot (W)"),
 }
 
 
@@ -165,7 +169,8 @@ def sweep(x: str, *, values: Sequence | None = None,
     ----------
     x : str
         A key of :data:`AXES` (``power``, ``cpu``, ``deadline``, ``n``, ``k``, and the world
-        axes ``fail``, ``decode``, ``result``, ``shape``, ``slow``).
+        axes ``fail``, ``decode``, ``result``, ``shape``, ``slow``, ``share_bw``,
+        ``share_power``).
     values : sequence, optional
         Values of the parameter in generator units (Hz for ``cpu``); the axis default if
         omitted. A value whose instances cannot be built is skipped with a note.

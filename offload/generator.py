@@ -24,7 +24,7 @@ import numpy as np
 from coding.validate import check_int, check_real
 from offload.errors import InstanceError
 from offload.model import Budget, Channel, Instance, Master, Task, Workers
-from offload.world import ResultLink, Straggler
+from offload.world import LinkShare, ResultLink, Straggler
 
 __all__ = ["GeneratorConfig", "generate", "load_instance", "instance_from_dict", "to_toml"]
 
@@ -67,6 +67,8 @@ class GeneratorConfig:
     result_bits_row: float = 0.0
     worker_power: float = 0.1
     decode_s: float = 0.0
+    bandwidth_total: float = 0.0
+    power_total: float = 0.0
 
     def __post_init__(self):
         check_int("W", self.W, low=1)
@@ -124,6 +126,7 @@ def generate(config: GeneratorConfig | None = None, seed: int = 0) -> Instance:
         straggler=_straggler(c),
         result=ResultLink(bits_row=c.result_bits_row, worker_power=c.worker_power,
                           decode_s=c.decode_s),
+        share=LinkShare(bandwidth=c.bandwidth_total, power=c.power_total),
     )
 
 
@@ -140,7 +143,7 @@ def _straggler(c: GeneratorConfig) -> Straggler:
 
 
 _SECTIONS = {"task": Task, "master": Master, "channel": Channel, "budget": Budget,
-             "result": ResultLink}
+             "result": ResultLink, "share": LinkShare}
 _STRAGGLER = ("law", "shape", "slow_prob", "slow_factor", "trace")
 _WORKER_ARRAYS = ("distance", "f", "mu", "kappa", "fail")
 _WORKER_GEN = {"count": "W", "seed": None, "distance_min": "distance_min",
@@ -160,12 +163,13 @@ def _check_keys(where: str, got: dict, allowed) -> None:
 def instance_from_dict(data: dict, base=None) -> Instance:
     """Build an instance from the dictionary form of a TOML instance file.
 
-    Sections ``task``, ``master``, ``channel``, ``budget`` and ``result`` take the fields of
-    the classes of the same name (all optional; ``result`` is
-    :class:`~offload.world.ResultLink`). ``straggler`` takes ``law`` (``shiftexp``,
-    ``pareto``, ``weibull``, ``bimodal`` or ``trace``), ``shape``, ``slow_prob``,
-    ``slow_factor`` and ``trace`` (a file path, relative to ``base``, the instance file's
-    folder). ``workers`` either lists the arrays ``distance``, ``f``, ``mu`` (and optionally
+    Sections ``task``, ``master``, ``channel``, ``budget``, ``result`` and ``share`` take the
+    fields of the classes of the same name (all optional; ``result`` is
+    :class:`~offload.world.ResultLink`, ``share`` is :class:`~offload.world.LinkShare`:
+    ``bandwidth`` and ``power``, the totals shared by the parallel uploads, 0 for none).
+    ``straggler`` takes ``law`` (``shiftexp``, ``pareto``, ``weibull``, ``bimodal`` or
+    ``trace``), ``shape``, ``slow_prob``, ``slow_factor`` and ``trace`` (a file path,
+    relative to ``base``, the instance file's folder). ``workers`` either lists the arrays ``distance``, ``f``, ``mu`` (and optionally
     ``kappa`` and ``fail``, each a list or one number), or asks for random workers with
     ``count`` and ``seed`` plus optional generator fields (``f_w``, ``distance_min``,
     ``fail``, ...).

@@ -18,7 +18,8 @@ Model (one dataclass per part):
 * :class:`Workers` -- worker ``i`` computes in ``C / f_i + Exp(rate = mu_i * f_i / C)``
   seconds (shifted exponential), so ``p_i = P(t_i + C/f_i + Exp <= T)`` is closed form.
 * Richer worlds (:mod:`offload.world`): other straggler laws, a result-return link with a
-  decoding time, and worker failure probabilities.
+  decoding time, worker failure probabilities, and a total bandwidth / power budget shared
+  by the parallel uploads (:class:`~offload.world.LinkShare`).
 * :class:`Budget` -- deadline ``T`` and the probabilistic budget
   ``P(m + X_S >= K) >= 1 - eps`` (``X_S`` Poisson-binomial over the ``p_i`` of the chosen
   set ``S``), or a deterministic budget that tolerates a given number of stragglers.
@@ -26,7 +27,11 @@ Model (one dataclass per part):
 Transmission assumption (the study's structure; it gives no numbers): the master reaches
 every chosen worker over its own orthogonal (OFDMA) link of bandwidth ``B`` at that worker's
 rate ``r_i``; all ``N - m`` transmissions start at time 0 and run in parallel, each at power
-``P``. Local computing runs in parallel with transmitting.
+``P``. Local computing runs in parallel with transmitting. With a shared budget
+(``Instance.share``, off by default) the ``n = N - m`` links split a total bandwidth
+``B_tot`` and/or power ``P_tot`` equally: each gets ``b_n = min(B, B_tot / n)`` and
+``P_n = min(P, P_tot / n)``, and :meth:`Instance.model_at` gives the per-worker model at
+``n`` (``r_i(n) = b_n log2(1 + P_n g_i / (N0 b_n / B))``, see :mod:`offload.world`).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import numpy as np
 from coding.validate import check_real
 from offload.errors import InstanceError
 from offload.parts import Budget, Channel, Master, Task
-from offload.world import ResultLink, Straggler
+from offload.world import LinkShare, ResultLink, Straggler
 
 __all__ = ["Task", "Master", "Channel", "Workers", "Budget", "Instance", "WorkerModel",
            "check_instance", "completion_probability"]
@@ -121,7 +126,7 @@ class WorkerModel:
     t_tx : ndarray
         Transmit time ``t_i = D / r_i`` (s).
     e_tx : ndarray
-        Master transmit energy ``E_i = P * t_i`` (J).
+        Master transmit energy ``E_i = P * t_i`` (J; ``P_n * t_i`` under a shared budget).
     e_work : ndarray
         Worker compute energy ``kappa_i * f_i**2 * C`` (J).
     cost : ndarray
@@ -174,6 +179,9 @@ class Instance:
         :mod:`offload.world`.
     result : ResultLink
         Result-return link and decoding time (none by default), see :mod:`offload.world`.
+    share : LinkShare
+        Total bandwidth / transmit-power budget shared by the ``N - m`` parallel uploads
+        (none by default), see :mod:`offload.world`.
 
     Raises
     ------
@@ -189,11 +197,12 @@ class Instance:
     worker_energy: bool = False
     straggler: Straggler = field(default_factory=Straggler)
     result: ResultLink = field(default_factory=ResultLink)
+    share: LinkShare = field(default_factory=LinkShare)
 
     def __post_init__(self):
         for name, cls in (("task", Task), ("master", Master), ("channel", Channel),
                           ("workers", Workers), ("budget", Budget), ("straggler", Straggler),
-                          ("result", ResultLink)):
+                          ("result", ResultLink), ("share", LinkShare)):
             if not isinstance(getattr(self, name), cls):
                 raise InstanceError(
                     f"Field {name!r} must be a {cls.__name__}, "
@@ -256,12 +265,42 @@ class Instance:
     # -- derived per-worker model -----------------------------------------------------
     @cached_property
     def model(self) -> WorkerModel:
-        """Per-worker link, timing, energy and reliability (see :class:`WorkerModel`)."""
-        t, m, ch, w, res = self.task, self.master, self.channel, self.workers, self.result
+        """Per-worker link, timing, energy and reliability (see :class:`WorkerModel`), each
+        link at bandwidth ``B`` and power ``P``: the model of every placement without a
+        shared budget. With one, placements use :meth:`model_at`."""
+        return self._build(self.channel.bandwidth, self.master.power)
+
+    @cached_property
+    def _shared_models(self) -> dict:
+        return {}
+
+    def link_at(self, n: int) -> tuple[float, float]:
+        """``(b_n, P_n)``: bandwidth (Hz) and power (W) of each of ``n`` parallel uploads."""
+        return self.share.link(n, self.channel.bandwidth, self.master.power)
+
+    def model_at(self, n: int) -> WorkerModel:
+        """The per-worker model when ``n`` uploads run in parallel (``n = N - m``).
+
+        Without a shared budget (or where it does not bind, ``b_n = B`` and ``P_n = P``)
+        this is :attr:`model` itself, so the numbers are the unshared ones bit for bit.
+        """
+        if not self.share.active:
+            return self.model
+        key = self.link_at(n)
+        if key == (float(self.channel.bandwidth), float(self.master.power)):
+            return self.model
+        if key not in self._shared_models:
+            self._shared_models[key] = self._build(*key)
+        return self._shared_models[key]
+
+    def _build(self, bandwidth: float, power: float) -> WorkerModel:
+        t, ch, w, res = self.task, self.channel, self.workers, self.result
         gain = ch.g0 * w.distance ** (-ch.alpha)
-        rate = ch.bandwidth * np.log2(1.0 + m.power * gain / ch.noise)
+        # Constant noise density: a sub-band of width b carries noise N0 b / B.
+        noise = ch.noise if bandwidth == ch.bandwidth else ch.noise * (bandwidth / ch.bandwidth)
+        rate = bandwidth * np.log2(1.0 + power * gain / noise)
         t_tx = t.D / rate
-        e_tx = m.power * t_tx
+        e_tx = power * t_tx
         if res.bits_row > 0:
             t_ret = t.L * res.bits_row / (ch.bandwidth * np.log2(
                 1.0 + res.worker_power * gain / ch.noise))
@@ -285,8 +324,23 @@ class Instance:
             a.setflags(write=False)
         return WorkerModel(**arrays)
 
-    def completion_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _at(self, n: int | None, what: str) -> WorkerModel:
+        if n is None:
+            if self.share.active:
+                raise InstanceError(f"Instance.{what} needs n, the number of offloaded "
+                                    f"subtasks, when a share budget is set.")
+            return self.model
+        return self.model_at(n)
+
+    def completion_params(self, n: int | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-worker completion-time law for a runtime or simulator.
+
+        Parameters
+        ----------
+        n : int, optional
+            Uploads in parallel (``N - m`` of the placement); needed only with a shared
+            budget (:attr:`share`), where the transmit times depend on it.
 
         Returns
         -------
@@ -299,19 +353,20 @@ class Instance:
         p : ndarray
             The model's ``P(worker i returns by T - decode_s)``.
         """
-        mod = self.model
+        mod = self._at(n, "completion_params")
         return mod.t_tx + mod.shift + mod.t_ret, mod.exp_rate.copy(), mod.p.copy()
 
-    def worker_meets_deadline(self) -> np.ndarray:
+    def worker_meets_deadline(self, n: int | None = None) -> np.ndarray:
         """Deterministic-budget view: does worker ``i``'s mean completion time meet
-        ``T - decode_s``? (A failure counts as one of the tolerated stragglers.)"""
-        return self.model.mean_time <= self.results_by * (1 + 1e-12)
+        ``T - decode_s``? (A failure counts as one of the tolerated stragglers.) ``n`` as
+        for :meth:`completion_params`."""
+        return self._at(n, "worker_meets_deadline").mean_time <= self.results_by * (1 + 1e-12)
 
     def replace(self, **changes) -> Instance:
         """Return a copy with top-level fields replaced (derived values are recomputed)."""
         kw = dict(task=self.task, master=self.master, channel=self.channel,
                   workers=self.workers, budget=self.budget, worker_energy=self.worker_energy,
-                  straggler=self.straggler, result=self.result)
+                  straggler=self.straggler, result=self.result, share=self.share)
         for key in changes:
             if key not in kw:
                 raise InstanceError(f"Unknown instance field {key!r}; allowed: {', '.join(kw)}.")

@@ -3,7 +3,10 @@
 A placement runs ``m`` coded subtasks locally and one coded subtask on each worker of a set
 ``S`` with ``|S| = N - m``. Its energy is ``m * E_loc + sum_{i in S} cost_i`` and it meets the
 latency budget when ``P(m + X_S >= K) >= 1 - eps`` (or the deterministic variant, see
-:class:`offload.model.Budget`).
+:class:`offload.model.Budget`). ``cost_i`` and ``p_i`` are those of the per-worker model at
+``n = N - m`` parallel uploads, :meth:`offload.model.Instance.model_at` (the same for every
+``n`` unless the instance has a shared bandwidth / power budget); every policy evaluates
+its placements here.
 """
 
 from __future__ import annotations
@@ -65,17 +68,22 @@ class Placement:
         return Placement(self.m, self.workers, self.energy, self.success, self.feasible, name)
 
 
-def search_view(instance: Instance) -> tuple[np.ndarray, int]:
+def search_view(instance: Instance, n: int | None = None) -> tuple[np.ndarray, int]:
     """Per-worker probabilities and threshold offset used to test feasibility.
 
-    Returns ``(q, s)`` such that a placement ``(m, S)`` meets the budget exactly when
-    ``P(sum_{i in S} Bernoulli(q_i) >= K - m + s) >= 1 - eps``. For the probabilistic budget
-    ``q = p`` and ``s = 0``; for the deterministic budget ``q`` is 1 for workers whose mean
-    completion time meets ``T`` (0 otherwise) and ``s`` is the number of tolerated stragglers.
+    Returns ``(q, s)`` such that a placement ``(m, S)`` with ``|S| = n = N - m`` meets the
+    budget exactly when ``P(sum_{i in S} Bernoulli(q_i) >= K - m + s) >= 1 - eps``. For the
+    probabilistic budget ``q = p`` and ``s = 0``; for the deterministic budget ``q`` is 1 for
+    workers whose mean completion time meets ``T`` (0 otherwise) and ``s`` is the number of
+    tolerated stragglers. ``q`` is taken from :meth:`~offload.model.Instance.model_at`
+    ``(n)``, or from the unshared :attr:`~offload.model.Instance.model` when ``n`` is
+    ``None`` (the same arrays without a shared budget).
     """
+    mod = instance.model if n is None else instance.model_at(n)
     if instance.budget.stragglers is None:
-        return instance.model.p, 0
-    return instance.worker_meets_deadline().astype(float), int(instance.budget.stragglers)
+        return mod.p, 0
+    ok = mod.mean_time <= instance.results_by * (1 + 1e-12)
+    return ok.astype(float), int(instance.budget.stragglers)
 
 
 def evaluate(instance: Instance, m: int, workers, policy: str = "") -> Placement:
@@ -109,11 +117,11 @@ def evaluate(instance: Instance, m: int, workers, policy: str = "") -> Placement
 
 
 def _evaluate(instance: Instance, m: int, ids: np.ndarray, policy: str) -> Placement:
-    mod = instance.model
     ids = np.sort(np.asarray(ids, dtype=int))
+    mod = instance.model_at(ids.size)
     energy = m * instance.e_loc + float(mod.cost[ids].sum())
     success = pb.tail(mod.p[ids], instance.K - m)
-    q, s = search_view(instance)
+    q, s = search_view(instance, ids.size)
     feasible = bool(pb.meets(pb.tail(q[ids], instance.K - m + s), instance.budget.eps))
     return Placement(int(m), tuple(int(i) for i in ids), energy, success, feasible, policy)
 
@@ -123,9 +131,12 @@ def most_reliable(instance: Instance, policy: str = "") -> Placement:
 
     It runs ``m_max`` subtasks locally (a local subtask always meets ``T``) and sends the rest
     to the most reliable workers. The Poisson-binomial tail increases in every ``p_i``, so no
-    placement is more reliable: the instance is feasible exactly when this one is.
+    placement is more reliable: the instance is feasible exactly when this one is. (With a
+    shared budget, fewer uploads get larger shares, so every ``p_i`` is largest at
+    ``n = N - m_max`` too.)
     """
-    q, _ = search_view(instance)
     m = instance.m_max
-    order = np.lexsort((instance.model.cost, -q))  # most reliable first, then cheapest
+    n = instance.N - m
+    q, _ = search_view(instance, n)
+    order = np.lexsort((instance.model_at(n).cost, -q))  # most reliable first, then cheapest
     return _evaluate(instance, m, order[: instance.N - m], policy)

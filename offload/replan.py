@@ -12,7 +12,9 @@ worker's cost); nothing is re-offloaded once no option has a positive chance.
 A worker that dies does so at a time uniform over ``[0, its completion time]`` (it would
 have returned at the end of that interval), independently of everything else. With
 ``replan=False`` the draws are those of :func:`offload.simulate.simulate`, so the two
-hit rates differ by the re-planning alone.
+hit rates differ by the re-planning alone. With a shared bandwidth / power budget every
+upload, a replacement's included, is timed and charged at the placement's share
+(``n = N - m`` links; a replacement is taken not to re-split the band).
 """
 
 from __future__ import annotations
@@ -60,23 +62,24 @@ class ReplanResult:
         return dict(self.__dict__)
 
 
-def _draw_worker(instance: Instance, j: int, start: float, rng) -> tuple[float, float | None]:
+def _draw_worker(instance: Instance, j: int, start: float, rng,
+                 n: int) -> tuple[float, float | None]:
     """Completion time of worker ``j`` started at ``start``, and its death time (or None)."""
-    delay, rate, _ = instance.completion_params()
+    delay, rate, _ = instance.completion_params(n)
     done = start + delay[j] + float(instance.straggler.sample(rng, rate[j], (1,))[0])
     if rng.random() < instance.workers.fail[j]:
         return math.inf, start + rng.random() * (done - start)
     return done, None
 
 
-def _replacement(instance: Instance, t: float, used: set, local_next: float):
+def _replacement(instance: Instance, t: float, used: set, local_next: float, n: int):
     """The option to re-offload to at time ``t``: ``("local", finish)``, ``("worker", j)``
     or ``None``."""
     T = instance.results_by
     finish = max(t, local_next) + instance.t_loc
     if finish <= T * (1 + 1e-12):
         return "local", finish
-    delay, rate, _ = instance.completion_params()
+    delay, rate, _ = instance.completion_params(n)
     free = np.array([j for j in range(instance.W) if j not in used], dtype=int)
     if not free.size:
         return None
@@ -84,18 +87,19 @@ def _replacement(instance: Instance, t: float, used: set, local_next: float):
     p = instance.straggler.cdf(slack, rate[free]) * (1.0 - instance.workers.fail[free])
     if p.max() <= 0:
         return None
-    best = free[np.lexsort((instance.model.cost[free], -p))[0]]
+    best = free[np.lexsort((instance.model_at(n).cost[free], -p))[0]]
     return "worker", int(best)
 
 
 def _one_draw(instance: Instance, placement: Placement, rng, replan: bool, detect: float):
-    K, mod = instance.K, instance.model
+    n = len(placement.workers)
+    K, mod = instance.K, instance.model_at(n)
     times = list(instance.t_loc * np.arange(1, placement.m + 1))
     local_next = placement.m * instance.t_loc
     energy, replans, used = placement.energy, 0, set(placement.workers)
     deaths = []  # (detected at, ...)
     for j in placement.workers:
-        done, died = _draw_worker(instance, j, 0.0, rng)
+        done, died = _draw_worker(instance, j, 0.0, rng, n)
         times.append(done)
         if died is not None:
             deaths.append(died + detect)
@@ -104,7 +108,7 @@ def _one_draw(instance: Instance, placement: Placement, rng, replan: bool, detec
         t = deaths.pop(0)
         if sum(x <= t for x in times) >= K:  # already decodable: nothing to rescue
             break
-        choice = _replacement(instance, t, used, local_next)
+        choice = _replacement(instance, t, used, local_next, n)
         if choice is None:
             break
         replans += 1
@@ -116,7 +120,7 @@ def _one_draw(instance: Instance, placement: Placement, rng, replan: bool, detec
         j = choice[1]
         used.add(j)
         energy += float(mod.cost[j])
-        done, died = _draw_worker(instance, j, t, rng)
+        done, died = _draw_worker(instance, j, t, rng, n)
         times.append(done)
         if died is not None:
             deaths.append(died + detect)

@@ -7,7 +7,9 @@ the result return, and a straggling tail ``X_i`` drawn from the instance's law, 
 The ``j``-th local subtask finishes at ``j * C / f_m``. The round meets the deadline when at
 least ``K`` subtasks finish by ``T - decode_s``, with "by" inclusive in the model and here
 alike.
-Energy is charged per event: ``E_loc`` for each local subtask, ``P * t_i`` for each
+With a shared bandwidth / power budget the ``n = N - m`` uploads each get ``b_n`` and
+``P_n`` (:mod:`offload.world`), so ``t_i`` is the transmit time at that share.
+Energy is charged per event: ``E_loc`` for each local subtask, ``P_n * t_i`` for each
 transmission, plus ``kappa_i f_i**2 C`` per worker when worker energy is on. Energy depends on
 cycles and bits, not on the random waiting, so the realized energy equals the model's; the
 simulator sums it event by event so that a mismatch with the model shows up.
@@ -96,8 +98,8 @@ def simulate(instance: Instance, placement: Placement, *, draws: int = 10_000,
     check_int("len(placement.workers)", ids.size, low=instance.N - placement.m,
               high=instance.N - placement.m, low_name="N - m", high_name="N - m")
     rng = as_rng(rng)
-    mod, T, K = instance.model, instance.results_by, instance.K
-    delay, rate, _ = instance.completion_params()
+    mod, T, K = instance.model_at(ids.size), instance.results_by, instance.K
+    delay, rate, _ = instance.completion_params(ids.size)
     size = (draws, ids.size)
     times = delay[ids][None, :] + instance.straggler.sample(rng, rate[ids], size)
     fail = instance.workers.fail[ids]

@@ -1,9 +1,12 @@
-"""Richer worlds: straggler laws, a result-return link with decoding time, worker failures.
+"""Richer worlds: straggler laws, a result-return link with decoding time, worker failures,
+and a total bandwidth / transmit-power budget shared by the parallel uploads.
 
 Each part is selectable from the instance file (see :func:`offload.generator.instance_from_dict`)
 and keeps the placement problem's shape: worker ``i`` returns its result by ``T`` with a
-probability ``p_i`` that does not depend on the other choices, so every policy works
-unchanged.
+probability ``p_i`` that does not depend on *which* other workers are chosen, so every
+policy works unchanged. (With a shared budget ``p_i`` and the energy depend on *how many*
+are chosen, ``n = N - m``; the policies evaluate every ``m`` with its own per-worker model,
+:meth:`offload.model.Instance.model_at`.)
 
 **Straggler laws.** Worker ``i``'s compute time is ``C / f_i + X_i`` where the straggling
 tail ``X_i >= 0`` has mean ``s_i = C / (mu_i f_i)`` under every law (so that ``mu_i`` keeps
@@ -31,6 +34,30 @@ the worker energy (``worker_energy = true``). Decoding takes ``decode_s`` second
 
 **Failures.** Worker ``i`` dies before returning with probability ``fail_i``, independently
 of its timing: ``p_i = (1 - fail_i) P(t_i + C/f_i + t_ret_i + X_i <= T - decode_s)``.
+
+**Shared budget (OFDMA sharing).** Without it (the default) every chosen worker gets its own
+link of bandwidth ``B`` at power ``P``, whatever their number. With a total bandwidth
+``B_tot`` (``share.bandwidth``) and/or a total transmit power ``P_tot`` (``share.power``,
+0 = no budget) the ``n = N - m`` uploads, which all start at time 0, split them equally::
+
+    b_n = min(B, B_tot / n)            P_n = min(P, P_tot / n)
+    r_i(n) = b_n log2(1 + P_n g_i / (N0 b_n / B))
+    t_i(n) = D / r_i(n)                E_i(n) = P_n t_i(n)
+
+``N0`` is the noise power over the reference bandwidth ``B`` (``channel.noise``), so the
+noise power on a sub-band of width ``b_n`` is ``N0 b_n / B`` (constant noise density). ``B``
+and ``P`` stay the most one link can use, so the budget binds only when ``n B > B_tot``
+(``n P > P_tot``); at or above ``N B`` (``N P``) it changes nothing, and with ``b_n = B``,
+``P_n = P`` the rate is today's ``B log2(1 + P g_i / N0)`` exactly. The split is static: a
+link keeps its share for its whole transmission (no reallocation when a shorter one ends).
+It is an equal split, not water-filling: water-filling would make each link's rate depend
+on the gains of the other chosen workers, so ``p_i`` would depend on the whole set ``S``;
+the equal split keeps it a function of ``i`` and ``n`` only. The result-return link (above)
+keeps its own bandwidth ``B``: the budget covers the master's input uploads. Fewer links
+means a larger share each, so every ``t_i(n)`` is non-decreasing and every ``p_i`` non-
+increasing in ``n``; the most reliable placement is still ``m_max`` local subtasks plus the
+most reliable workers. A smaller ``P_n`` lowers the energy per bit (and the rate), a
+smaller ``b_n`` raises it.
 """
 
 from __future__ import annotations
@@ -44,7 +71,7 @@ import numpy as np
 from coding.validate import check_real
 from offload.errors import InstanceError
 
-__all__ = ["LAWS", "Straggler", "ResultLink", "load_trace"]
+__all__ = ["LAWS", "Straggler", "ResultLink", "LinkShare", "load_trace"]
 
 LAWS = ("shiftexp", "pareto", "weibull", "bimodal", "trace")
 
@@ -181,3 +208,39 @@ class ResultLink:
         check_real("result.bits_row", self.bits_row, low=0.0)
         check_real("result.worker_power", self.worker_power, low=0.0, low_open=True)
         check_real("result.decode_s", self.decode_s, low=0.0)
+
+
+@dataclass(frozen=True)
+class LinkShare:
+    """A total bandwidth and/or transmit-power budget shared equally by the ``n`` parallel
+    uploads (see module docstring; 0 turns a budget off, the default for both).
+
+    Parameters
+    ----------
+    bandwidth : float
+        Total bandwidth ``B_tot`` of the master's uploads (Hz); each of ``n`` links gets
+        ``min(B, B_tot / n)``.
+    power : float
+        Total transmit power ``P_tot`` of the master (W); each of ``n`` links gets
+        ``min(P, P_tot / n)``.
+    """
+
+    bandwidth: float = 0.0
+    power: float = 0.0
+
+    def __post_init__(self):
+        check_real("share.bandwidth", self.bandwidth, low=0.0)
+        check_real("share.power", self.power, low=0.0)
+
+    @property
+    def active(self) -> bool:
+        """Whether any budget is set."""
+        return self.bandwidth > 0 or self.power > 0
+
+    def link(self, n: int, bandwidth: float, power: float) -> tuple[float, float]:
+        """``(b_n, P_n)``: one link's bandwidth and power when ``n`` uploads share the
+        budget, for per-link values ``B = bandwidth`` and ``P = power``."""
+        n = max(int(n), 1)
+        b = min(bandwidth, self.bandwidth / n) if self.bandwidth > 0 else bandwidth
+        p = min(power, self.power / n) if self.power > 0 else power
+        return float(b), float(p)

@@ -39,9 +39,10 @@ def check_budget(budget: str) -> str:
     return budget
 
 
-def _order(instance: Instance, rule: str) -> np.ndarray:
-    q, _ = search_view(instance)
-    cost = instance.model.cost
+def _order(instance: Instance, rule: str, n: int) -> np.ndarray:
+    """Workers by ``rule``, with their cost and reliability at ``n`` parallel uploads."""
+    q, _ = search_view(instance, n)
+    cost = instance.model_at(n).cost
     return np.lexsort((-q, cost)) if rule == "cheapest" else np.lexsort((cost, -q))
 
 
@@ -52,7 +53,8 @@ def fixed_m(instance: Instance, m: int, rule: str, name: str) -> Placement:
     ``"reliable"`` takes the most reliable (ties: cheaper first). Neither looks at the budget;
     the returned ``feasible`` flag says whether the result meets it.
     """
-    return _evaluate(instance, m, _order(instance, rule)[: instance.N - m], name)
+    n = instance.N - m
+    return _evaluate(instance, m, _order(instance, rule, n)[:n], name)
 
 
 def repaired_at(instance: Instance, m: int, rule: str, name: str) -> Placement:
@@ -60,7 +62,7 @@ def repaired_at(instance: Instance, m: int, rule: str, name: str) -> Placement:
     (see the module docstring). Returns an infeasible placement only when no worker set
     meets the budget at this ``m``."""
     nb = Neighbourhood(instance)
-    S = np.sort(_order(instance, rule)[: instance.N - m])
+    S = np.sort(_order(instance, rule, instance.N - m)[: instance.N - m])
     succ = nb.success(m, S)
     for _ in range(instance.W * (instance.N - m) + 1):
         if succ >= nb.target:

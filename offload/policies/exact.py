@@ -10,6 +10,10 @@ depth-first search over the workers sorted by cost. A node is pruned when
 
 When the cheapest completion is itself feasible it is the best leaf below the node, so the
 node is closed at once. Both bounds are valid, so a finished search is a proven optimum.
+Each ``m`` is searched with the workers' costs and ``p``'s at ``n = N - m`` parallel uploads
+(:meth:`offload.model.Instance.model_at`; the same arrays for every ``m`` unless the
+instance has a shared bandwidth / power budget), so the bounds hold per ``m`` and the
+optimum over all ``m`` is still proven.
 
 The search stops at ``time_limit`` seconds. It then returns the incumbent (a feasible
 placement, at worst the most reliable one) and a valid lower bound on the optimum: the least
@@ -127,13 +131,14 @@ class Exact:
         start = most_reliable(instance, self.name)
         if not start.feasible:
             return ExactResult(start, True, float("nan"), 0, time.perf_counter() - t0)
-        q, s = search_view(instance)
+        _, s = search_view(instance)
         deadline = None if self.time_limit is None else t0 + self.time_limit
-        bb = _BranchAndBound(instance, q, start, deadline)
+        bb = _BranchAndBound(instance, start, deadline)
         ms = list(range(instance.m_min, instance.m_max + 1))
         optimal, bound = True, float("inf")
         for j, m in enumerate(ms):
             try:
+                bb.use(instance.N - m)
                 bb.search(m, instance.N - m, instance.K - m + s)
             except _Timeout as out:
                 optimal = False
@@ -148,18 +153,34 @@ class Exact:
 class _BranchAndBound:
     """Search state of one :meth:`Exact.solve` call (kept off the policy object)."""
 
-    def __init__(self, instance: Instance, q: np.ndarray, start: Placement, deadline):
-        cost = np.asarray(instance.model.cost, dtype=float)
-        self.order = np.lexsort((-q, cost))  # cheapest first, the more reliable among equals
-        self.q, self.c = q[self.order], cost[self.order]
-        self.prefix = np.concatenate([[0.0], np.cumsum(self.c)])
+    def __init__(self, instance: Instance, start: Placement, deadline):
+        self.inst = instance
+        self._views: dict = {}
         self.target = 1.0 - instance.budget.eps - pb.PROB_TOL
         self.e_loc = instance.e_loc
         self.best_e = start.energy
         self.best_m, self.best_ids = start.m, np.array(start.workers, dtype=int)
         self.deadline, self.nodes = deadline, 0
-        self._suffix: dict[int, np.ndarray] = {}
         self._pending: list[float] = []  # energy bounds of the open siblings on the path
+        self.use(instance.N - instance.m_min)
+
+    def _view(self, n: int):
+        """Workers in cost order at ``n`` uploads: ``(order, q, c, prefix, suffix cache)``
+        (one view for every ``n`` without a shared budget)."""
+        share = self.inst.share.active
+        key = self.inst.link_at(n) if share else None
+        if key not in self._views:
+            q, _ = search_view(self.inst, n if share else None)
+            cost = np.asarray((self.inst.model_at(n) if share else self.inst.model).cost,
+                              dtype=float)
+            order = np.lexsort((-q, cost))  # cheapest first, the more reliable among equals
+            c = cost[order]
+            self._views[key] = (order, q[order], c, np.concatenate([[0.0], np.cumsum(c)]), {})
+        return self._views[key]
+
+    def use(self, n: int) -> None:
+        """Search with the workers' model at ``n`` parallel uploads."""
+        self.order, self.q, self.c, self.prefix, self._suffix = self._view(n)
 
     def suffix_best(self, i: int) -> np.ndarray:
         """The ``p``'s of workers ``i..`` (cost order), most reliable first (cached)."""
@@ -168,7 +189,7 @@ class _BranchAndBound:
         return self._suffix[i]
 
     def root_bound(self, m: int, n: int) -> float:
-        return m * self.e_loc + float(self.prefix[n])
+        return m * self.e_loc + float(self._view(n)[3][n])
 
     def open_bound(self) -> float:
         return min(self._pending, default=float("inf"))

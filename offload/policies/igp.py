@@ -3,7 +3,9 @@
 1. Start from the most reliable placement (``m_max`` local subtasks, the most reliable
    workers). If it misses the budget, no placement meets it: report the instance infeasible.
    A second start is the cheapest all-offload placement repaired to the budget (AOP's), when
-   it is feasible; the optimum often sits at one end of ``m``.
+   it is feasible; the optimum often sits at one end of ``m``. With a shared bandwidth /
+   power budget each ``m`` prices the workers differently, and every ``m`` (``m_max``
+   included) gets such a repaired start.
 2. Best-improvement local search from each start over the moves of
    :class:`offload.policies._search.Neighbourhood` (swap, local -> worker, worker -> local
    and the combined merge, split and double-swap moves), accepting only feasible, strictly
@@ -99,12 +101,17 @@ class IGP:
     def _start(self, nb: Neighbourhood, instance: Instance, start: Placement):
         """Local search from both ends of ``m``: the most reliable placement (``m_max``) and
         the cheapest all-offload placement repaired to the budget (``m_min``); the cheaper
-        local optimum is the starting point of the rounds."""
+        local optimum is the starting point of the rounds. With a shared budget every ``m``
+        prices the workers differently, so each ``m`` in between gets its repaired start."""
         states = [self._local_search(nb, start.m, np.array(start.workers, dtype=int))]
         if self.multistart:
-            aop = repaired_at(instance, instance.m_min, "cheapest", self.name)
-            if aop.feasible:
-                states.append(self._local_search(nb, aop.m, np.array(aop.workers, dtype=int)))
+            ms = [instance.m_min]
+            if instance.share.active:
+                ms = range(instance.m_min, instance.m_max + 1)
+            for m in ms:
+                pl = repaired_at(instance, m, "cheapest", self.name)
+                if pl.feasible:
+                    states.append(self._local_search(nb, pl.m, np.array(pl.workers, dtype=int)))
         return min(states, key=lambda st: nb.energy(*st))
 
     @staticmethod
@@ -133,7 +140,8 @@ class IGP:
             options = free  # too few workers: the tabu is lifted
         # Local slots and workers, cheapest first; local slots carry worker id -1.
         ids = np.concatenate([options, np.full(nb.m_max - m2, -1)])
-        costs = np.concatenate([nb.cost[options], np.full(nb.m_max - m2, nb.e_loc)])
+        cost = nb.view(S.size)[1]  # the current share's prices (all of them when unshared)
+        costs = np.concatenate([cost[options], np.full(nb.m_max - m2, nb.e_loc)])
         take = ids[np.argsort(costs, kind="stable")[:d]]
         return m2 + int(np.count_nonzero(take < 0)), np.sort(np.append(S2, take[take >= 0]))
 

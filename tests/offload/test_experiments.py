@@ -77,7 +77,8 @@ def test_invalid_value_is_skipped_with_a_note(tmp_path):
 @pytest.mark.parametrize("stem", ["sweep_power", "sweep_cpu", "worlds/sweep_fail",
                                   "worlds/sweep_decode", "worlds/sweep_result",
                                   "worlds/sweep_pareto", "worlds/sweep_weibull",
-                                  "worlds/sweep_bimodal", "worlds/sweep_trace"])
+                                  "worlds/sweep_bimodal", "worlds/sweep_trace",
+                                  "share/sweep_share_bw", "share/sweep_share_power"])
 def test_committed_figures_have_no_policy_below_the_optimum(stem):
     with (RESULTS / f"{stem}.csv").open() as fh:
         rows = [{**r, "energy_J": float(r["energy_J"]), "feasible": r["feasible"] == "True"}

@@ -132,7 +132,7 @@ def _plan(args) -> int:
           f"T={inst.budget.deadline:g}s eps={inst.budget.eps:g}")
     print(f"policy    {pl.policy}")
     print(f"local     m={pl.m} subtasks ({pl.m * inst.e_loc:.4f} J)")
-    mod = inst.model
+    mod = inst.model_at(len(pl.workers))  # the links as this placement shares them
     print(f"workers   {len(pl.workers)}: {', '.join(map(str, pl.workers)) or '-'}")
     for i in pl.workers:
         print(f"  worker {i:3d}: d={inst.workers.distance[i]:6.1f} m  "
