@@ -4,8 +4,10 @@ Without ``--plan``, the command starts ``--n`` executors with the chosen launche
 start-up is not timed), runs one job (encode, upload encrypted, wait for the first
 decodable set, decode, check) and writes a JSON report. With ``--plan POLICY[,...]
 --instance FILE`` it places the instance's ``N`` MDS-coded subtasks with each policy, runs
-each placement ``--runs`` times with emulated heterogeneous workers and writes the
-predicted-against-measured report (see :mod:`worker.matmul.experiment`).
+each placement ``--runs`` times (default 300) on ``--launcher`` executors started once and
+serving every run, each emulating the worker it is given per run, and writes the
+predicted-against-measured report with Wilson 95 % intervals (see
+:mod:`worker.matmul.experiment`).
 """
 
 from __future__ import annotations
@@ -74,7 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="offload policies to place the subtasks: igp, rop, aop, lcp, exact")
     p.add_argument("--instance", default=None, metavar="FILE.toml",
                    help="offload instance (default: the seeded generator's instance 0)")
-    p.add_argument("--runs", type=int, default=1, help="--plan: runs per policy")
+    p.add_argument("--runs", type=int, default=None,
+                   help="--plan: runs per policy (default 300: a Wilson 95%% interval of "
+                        "about +-2 points at a 98%% hit rate)")
+    p.add_argument("--tolerance", type=float, default=None, metavar="SECONDS",
+                   help="--plan: wall seconds a K-th result may arrive after T and still "
+                        "count as in time (store round trip; default 0.01)")
     p.add_argument("--time-scale", type=float, default=0.5,
                    help="--plan: wall seconds per model second")
     # The committed reference (results/matmul/plan.*) is regenerated only by naming it.
@@ -87,8 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def emulations_from_args(args: argparse.Namespace, n: int) -> list:
     """Per-executor :class:`Emulation` from ``--straggle``, ``--speeds`` and ``--corrupt``."""
-    from worker.config import parse_straggle
     from worker.matmul.executor import Emulation
+    from worker.straggle import parse_straggle
 
     rules = parse_straggle(";".join(args.straggle)) if args.straggle else ()
     speeds = [1.0] * n
@@ -149,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     raw = open_store(args.store)
     store = raw if ring is None else EncryptedStore(raw, ring)
     if args.plan:
-        return _run_plan(args, store)
+        return _run_plan(args, store, ring)
     return _run_job(args, store, ring)
 
 
@@ -210,10 +217,15 @@ def _run_job(args, store, ring) -> int:
     return 0 if res.check is None or res.check["ok"] else 1
 
 
-def _run_plan(args, store) -> int:
+def _run_plan(args, store, ring) -> int:
     from offload.generator import generate, load_instance
     from offload.policies import get_policy
-    from worker.matmul.experiment import run_experiment, write_report
+    from worker.matmul.experiment import (
+        DEFAULT_TOLERANCE_S,
+        make_pool,
+        run_experiment,
+        write_report,
+    )
     from worker.matmul.jobs import parse_size
 
     if args.code != "mds":
@@ -229,16 +241,23 @@ def _run_plan(args, store) -> int:
     for name in policies:
         get_policy(name)  # unknown names fail before anything runs
     _, d, q = parse_size(args.size) if args.size != "512" else (0, 64, 32)
-    summaries, runs = run_experiment(
-        store, inst, policies, runs=args.runs, time_scale=args.time_scale, seed=args.seed,
-        size=(d, max(q, 1)),
+    runs_per = 300 if args.runs is None else args.runs
+    tol = DEFAULT_TOLERANCE_S if args.tolerance is None else args.tolerance
+    pool = make_pool(args.launcher, store, inst.N, url=args.store, keyring=ring,
+                     address=args.ray_address, verbose=args.verbose)
+    summaries, runs, executors = run_experiment(
+        store, inst, policies, runs=runs_per, time_scale=args.time_scale, seed=args.seed,
+        size=(d, max(q, 1)), pool=pool, tolerance_s=tol,
         log=(lambda s: print(s, file=sys.stderr)) if args.verbose else (lambda s: None))
     path = write_report(args.out, inst, summaries, runs, time_scale=args.time_scale,
+                        tolerance_s=tol, seed=args.seed, executors=executors,
                         command="kofn " + " ".join(sys.argv[1:]))
     for s in summaries:
         print(f"{s.policy}: m={s.m}, {len(s.workers)} workers, energy {s.energy_J:.4f} J, "
               f"predicted P(hit) {s.predicted_success:.3f}, measured {s.measured_hit_rate:.3f} "
-              f"over {s.runs} runs; completion predicted {s.predicted_mean_completion:.3f} s, "
-              f"measured {s.measured_mean_completion:.3f} s (model seconds)")
+              f"[{s.ci_low:.3f}, {s.ci_high:.3f}] over {s.runs} runs (prediction "
+              f"{'inside' if s.predicted_in_ci else 'OUTSIDE'} the Wilson 95% interval); "
+              f"completion predicted {s.predicted_mean_completion:.3f} s, measured "
+              f"{s.measured_mean_completion:.3f} s (model seconds)")
     print(f"report {path}")
     return 0

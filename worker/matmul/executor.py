@@ -9,7 +9,8 @@ checks the job's ``done`` marker, so a task that was already decoded is dropped.
 Store layout of one job ``J`` (every object encrypted when the store is an
 :class:`~exchange.crypto.EncryptedStore`)::
 
-    matmul/manifest/J             JSON: code, shape, tasks [{index, worker, a, b}], t0
+    matmul/manifest/J             JSON: code, shape, tasks [{index, worker, a, b}], t0,
+                                  and optional per-subtask emulations
     matmul/job/J/in/a/<i>         shard: left operand of subtask i
     matmul/job/J/in/b/<i|shared>  shard: right operand (one shared object for row codes)
     matmul/job/J/out/<i>          shard: worker product of subtask i (kind "contrib")
@@ -19,7 +20,10 @@ Store layout of one job ``J`` (every object encrypted when the store is an
 Heterogeneous workers are emulated on one machine with :class:`Emulation`: a speed factor
 stretches the real compute time, and a shifted-exponential delay (the law
 :meth:`offload.model.Instance.completion_params` gives) pads the finish time measured from
-the job's start.
+the job's start. An executor has its own emulation, but a job's manifest may carry one per
+subtask (``emulations``, subtask index -> :class:`Emulation`) that replaces it for that
+subtask only: one long-lived executor can then play a different device in every job
+(:mod:`worker.matmul.experiment` runs hundreds of jobs on one pool that way).
 
 Run one executor with ``python -m worker.matmul.executor --store URL --worker I``.
 """
@@ -170,12 +174,16 @@ class Manifest:
     t0: float
     #: Injected stalls, executor id -> extra seconds (benchmarks and tests; normally empty).
     delays: dict = field(default_factory=dict)
+    #: Subtask index -> :class:`Emulation` its executor runs it under (instead of its own).
+    emulations: dict = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return json.dumps({"format": MANIFEST_FORMAT, "job": self.job, "code": self.code,
                            "p": self.p, "shape": list(self.shape), "tasks": list(self.tasks),
                            "t0": self.t0,
-                           "delays": {str(k): v for k, v in self.delays.items()}}).encode()
+                           "delays": {str(k): v for k, v in self.delays.items()},
+                           "emulations": {str(k): asdict(v)
+                                          for k, v in self.emulations.items()}}).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str) -> Manifest:
@@ -187,9 +195,10 @@ class Manifest:
                            "a": str(t["a"]), "b": str(t["b"])} for t in obj["tasks"])
             p = None if obj["p"] is None else int(obj["p"])
             delays = {int(k): float(v) for k, v in obj.get("delays", {}).items()}
+            emus = {int(k): Emulation(**v) for k, v in obj.get("emulations", {}).items()}
             return cls(str(obj["job"]), dict(obj["code"]), p,
                        (int(obj["shape"][0]), int(obj["shape"][1])), tasks, float(obj["t0"]),
-                       delays)
+                       delays, emus)
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise CorruptShardError(key, f"malformed job manifest ({err})") from None
 
@@ -278,7 +287,9 @@ def serve(store: Store, worker: int, emulation: Emulation = Emulation(), *, pool
 
     Announces itself with ``matmul/pool/<pool>/ready/<worker>`` first, so a launcher can
     wait for every executor before publishing a job (process start-up then stays out of
-    the measured time to result). Jobs older than ``max_age`` seconds are ignored.
+    the measured time to result); the marker holds ``{"pid": ...}``, the executor's process
+    id. Jobs older than ``max_age`` seconds are ignored. A subtask the manifest gives an
+    emulation of its own runs under that one instead of ``emulation``.
 
     Returns
     -------
@@ -292,7 +303,7 @@ def serve(store: Store, worker: int, emulation: Emulation = Emulation(), *, pool
     uploaded, last_work = 0, time.time()
     backoff = Backoff(0.001, poll_max)
     if pool:
-        store.put(keys.ready(pool, worker), b"ready")
+        store.put(keys.ready(pool, worker), json.dumps({"pid": os.getpid()}).encode())
     while True:
         if pool and store.exists(keys.stop(pool)):
             return uploaded
@@ -310,7 +321,8 @@ def serve(store: Store, worker: int, emulation: Emulation = Emulation(), *, pool
                 continue
             for task in manifest.tasks:
                 if task["worker"] == worker:
-                    status = run_task(store, manifest, task, worker, emulation, log=log)
+                    emu = manifest.emulations.get(task["index"], emulation)
+                    status = run_task(store, manifest, task, worker, emu, log=log)
                     uploaded += status == TaskStatus.UPLOADED
             last_work = time.time()
         if new:

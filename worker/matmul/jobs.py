@@ -190,12 +190,12 @@ class MatmulResult:
 
 def publish(store: Store, code: MatmulCode, enc: Encoded, *, job: str,
             assignment: dict[int, int] | None = None,
-            delays: dict[int, float] | None = None) -> Manifest:
+            delays: dict[int, float] | None = None, emulations: dict | None = None) -> Manifest:
     """Upload every subtask's operands and then the manifest; return the manifest.
 
     ``assignment`` maps subtask index -> executor id (default: subtask ``i`` to executor
     ``i``); subtasks missing from it are not published (a master computes them itself).
-    ``delays`` injects stalls (executor id -> seconds) for benchmarks and tests.
+    ``delays`` injects stalls (executor id -> s); ``emulations`` (subtask -> Emulation) too.
     """
     assignment = {i: i for i in range(code.n)} if assignment is None else dict(assignment)
     cj = code.to_json()
@@ -213,7 +213,7 @@ def publish(store: Store, code: MatmulCode, enc: Encoded, *, job: str,
             store.put(b_key, pack_shard(hdr, enc.b[i]))
         tasks.append({"index": i, "worker": w, "a": keys.input(job, "a", i), "b": b_key})
     manifest = Manifest(job, cj, code.p, enc.shape, tuple(tasks), time.time(),
-                        dict(delays or {}))
+                        dict(delays or {}), dict(emulations or {}))
     store.put(keys.manifest(job), manifest.to_bytes())
     return manifest
 
@@ -316,7 +316,7 @@ def run_master(store: Store, spec: MatmulJob, A: np.ndarray | None = None,
                assignment: dict[int, int] | None = None,
                on_publish: Callable[[Encoded, Manifest, queue.Queue], object] | None = None,
                delays: dict[int, float] | None = None, cleanup: bool = True,
-               poll_max: float = 0.01,
+               poll_max: float = 0.01, emulations: dict | None = None,
                log: Callable[[str], None] = lambda s: None) -> MatmulResult:
     """Run one job end to end: encode, upload, publish, wait, decode, mark done, write.
 
@@ -337,8 +337,8 @@ def run_master(store: Store, spec: MatmulJob, A: np.ndarray | None = None,
         published: it may notify executors directly, and start the master's own
         computation of the subtasks left out of ``assignment`` (for example in a thread),
         which puts ``(index, product)`` pairs on the queue.
-    delays : dict, optional
-        Injected stalls, executor id -> extra seconds (benchmarks, tests).
+    delays, emulations : dict, optional
+        Stalls, executor id -> extra s (benchmarks, tests); subtask -> its Emulation.
     cleanup : bool
         Delete the job's operands and worker results after decoding (the manifest, the
         ``done`` marker and the result stay).
@@ -353,7 +353,8 @@ def run_master(store: Store, spec: MatmulJob, A: np.ndarray | None = None,
     t_enc = time.perf_counter()
     enc = code.encode(A, B2)
     t_up = time.perf_counter()
-    manifest = publish(store, code, enc, job=job, assignment=assignment, delays=delays)
+    manifest = publish(store, code, enc, job=job, assignment=assignment, delays=delays,
+                       emulations=emulations)
     t_pub = time.perf_counter()
     log(f"master: published job {job} ({code.name}, n={code.n}, needed={code.needed})")
     local_q: queue.Queue | None = None
@@ -383,7 +384,6 @@ def run_master(store: Store, spec: MatmulJob, A: np.ndarray | None = None,
         store.delete([k for k in store.list(f"matmul/job/{job}/")
                       if "/in/" in k or "/out/" in k])
     return out
-
 
 
 # -- launching executors ------------------------------------------------------------------
@@ -444,7 +444,7 @@ class ExecutorPool:
 
 
 class ThreadPool(ExecutorPool):
-    """Executors as threads of this process (tests, and the ``--plan`` experiment)."""
+    """Executors as threads of this process (tests, and ``--launcher thread``)."""
 
     def _launch(self) -> None:
         self._threads = [
