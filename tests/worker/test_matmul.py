@@ -15,9 +15,9 @@ from exchange.crypto import EncryptedStore, Keyring, new_key
 from exchange.stores.local import LocalStore
 from worker.cli import main as kofn
 from worker.matmul import Emulation, LocalPool, MatmulJob, ThreadPool, make_code, run_master
-from worker.matmul.executor import Manifest, TaskStatus, keys, run_task
 from worker.matmul.codes import MATMUL_CODES
 from worker.matmul.codes.rows import UncodedMatmul
+from worker.matmul.executor import Manifest, TaskStatus, keys, run_task
 from worker.matmul.jobs import publish
 
 P = 65521  # small prime for exact GF(p) checks
