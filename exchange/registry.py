@@ -63,6 +63,10 @@ class Registry:
                              f"{self._entries[name]!r}; pass replace=True.")
         self._entries[name] = target
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a no-op if it is not registered)."""
+        self._entries.pop(name, None)
+
     def names(self) -> tuple[str, ...]:
         """The registered names, in registration order."""
         return tuple(self._entries)

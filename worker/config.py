@@ -469,7 +469,7 @@ def known_models() -> tuple[str, ...]:
     """Names of the models :func:`worker.models.build_model` accepts."""
     from worker.models import MODELS
 
-    return tuple(MODELS)
+    return MODELS.names()
 
 
 def _flatten_sections(values: Mapping[str, Any], source: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ re-exported from :mod:`exchange.layout`), never as torch objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy as np
 from coding.errors import KofnError
 from coding.validate import check_int
 from exchange.layout import TensorLayout, flatten, unflatten
+from exchange.registry import Registry
 
 __all__ = [
     "BACKBONES",
@@ -159,15 +160,19 @@ def _mobilenet_v2_lite(num_classes: int, size: dict[str, int]) -> Any:
     return _small_heads(backbone, size, num_classes)
 
 
-#: Registry: model name -> builder ``(num_classes, size_kwargs) -> torch.nn.Module``.
-MODELS: dict[str, Callable[[int, dict[str, int]], Any]] = {
+#: Registry: model name -> builder ``(num_classes, size_kwargs) -> torch.nn.Module``, where
+#: ``size_kwargs`` holds ``min_size``/``max_size`` when set. A model of your own is one
+#: ``MODELS.register("name", "pkg.module:builder")`` (imported when a job first builds it);
+#: ``--model name`` and the config's check then accept it. (A whole training task of your
+#: own, data and loss included, is named with ``--task``: :mod:`worker.tasks`.)
+MODELS = Registry("model", {
     "fasterrcnn_mobilenet_v3_large_320_fpn": _mobilenet_v3_320,
     "fasterrcnn_mobilenet_v2": _mobilenet_v2,
     "fasterrcnn_resnet50_fpn": _resnet50,
     "maskrcnn_resnet50_fpn": _maskrcnn,
     "small_cnn": _small_cnn,
     "fasterrcnn_mobilenet_v2_lite": _mobilenet_v2_lite,
-}
+})
 
 
 def _backbone_maps() -> dict[str, Any]:
@@ -225,13 +230,14 @@ def build_model(name: str = DEFAULT_MODEL, *, num_classes: int = 2, weights_path
         If the weights file does not match the model.
     """
     if name not in MODELS:
-        raise ValueError(f"Argument 'name' must be one of {', '.join(sorted(MODELS))}, not {name!r}.")
+        raise ValueError(f"Argument 'name' must be one of {', '.join(sorted(MODELS.names()))}, "
+                         f"not {name!r}.")
     num_classes = check_int("num_classes", num_classes, low=2)
     if min_size is not None:
         min_size = check_int("min_size", min_size, low=16, high=4096)
     if max_size is not None:
         max_size = check_int("max_size", max_size, low=16, high=8192)
-    model = MODELS[name](num_classes, _size_kwargs(min_size, max_size))
+    model = MODELS.load(name)(num_classes, _size_kwargs(min_size, max_size))
     if weights_path is not None:
         from worker.weights import apply_weights, read_weights
 

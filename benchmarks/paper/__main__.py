@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None) -> PaperSettings:
 
     for model in changes.get("models", ()):
         if model not in MODELS:
-            p.error(f"--models: {model!r} is not one of {', '.join(sorted(MODELS))}")
+            p.error(f"--models: {model!r} is not one of {', '.join(sorted(MODELS.names()))}")
     st = st.replace(**changes)
     return st.replace(coded_rounds=0) if args.no_coded else st
 

@@ -32,10 +32,30 @@ def _pair(size: int = 64, seed: int = 0):
 
 
 def test_registry_names():
-    assert set(MODELS) == {"fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v2",
+    assert set(MODELS.names()) == {"fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v2",
                            "fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "small_cnn",
                            "fasterrcnn_mobilenet_v2_lite"}
     assert DEFAULT_MODEL == "fasterrcnn_mobilenet_v3_large_320_fpn"
+
+
+def _tiny(num_classes, size):  # a builder of this test file's own
+    model = MODELS.load("small_cnn")(num_classes, size)
+    model.tiny = True
+    return model
+
+
+def test_a_model_registered_from_a_test_file_builds_and_is_accepted():
+    from worker.config import RunConfig
+
+    MODELS.register("tiny_test", _tiny)
+    try:
+        model = build_model("tiny_test", min_size=64, max_size=64)
+        assert model.tiny and model.training
+        RunConfig(model="tiny_test", workers=2, synth_images=4, encrypt=False).preflight()
+    finally:
+        MODELS.unregister("tiny_test")
+    with pytest.raises(ValueError, match="Argument 'model' must be one of .*, not 'tiny_test'"):
+        RunConfig(model="tiny_test", workers=2, synth_images=4, encrypt=False).preflight()
 
 
 def test_unknown_name_lists_the_choices():
@@ -54,7 +74,7 @@ def test_build_model_rejects_bad_arguments(kwargs, exc):
         build_model("small_cnn", **kwargs)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(MODELS.names()))
 def test_every_model_trains_one_step_on_a_tiny_image(name):
     torch.manual_seed(0)
     model = build_model(name, min_size=64, max_size=64)
