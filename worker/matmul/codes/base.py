@@ -160,6 +160,12 @@ class MatmulCode:
         return {"scheme": "matmul", "code": self.name, "n": self.n, "needed": self.needed,
                 "p": self.p, **self.params}
 
+    @property
+    def work_blocks(self) -> int:
+        """Each worker multiplies ``1 / work_blocks`` of the product's work (``k`` blocks
+        unless the code cuts both operands)."""
+        return int(self.params["k"])
+
     # -- which results decode -------------------------------------------------------------
     def block_of(self, i: int) -> int:
         """The data block subtask ``i`` carries (``i`` unless the code repeats blocks)."""

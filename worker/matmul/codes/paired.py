@@ -36,6 +36,10 @@ class PolyMatmul(_Paired):
 
     name = "poly"
 
+    @property
+    def work_blocks(self) -> int:
+        return int(self.params["ka"] * self.params["kb"])
+
     @classmethod
     def build(cls, *, n, k, ka, kb, t, p, frac_bits, seed) -> PolyMatmul:
         ka, kb = check_int("ka", ka, low=1), check_int("kb", kb, low=1)

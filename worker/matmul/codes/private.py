@@ -98,6 +98,10 @@ class SecureMatmul(_Private):
 
     name = "secure"
 
+    @property
+    def work_blocks(self) -> int:
+        return int(self.params["ka"] * self.params["kb"])
+
     @classmethod
     def build(cls, *, n, k, ka, kb, t, p, frac_bits, seed) -> SecureMatmul:
         ka, kb = check_int("ka", ka, low=1), check_int("kb", kb, low=1)
@@ -140,6 +144,10 @@ class GASPMatmul(_Private):
     """GASP degree tables (the better orientation chosen automatically)."""
 
     name = "gasp"
+
+    @property
+    def work_blocks(self) -> int:
+        return int(self.params["ka"] * self.params["kb"])
 
     @classmethod
     def build(cls, *, n, k, ka, kb, t, p, frac_bits, seed) -> GASPMatmul:
