@@ -9,7 +9,8 @@ A command is one line of a ```` ```bash ```` block (a trailing backslash continu
 ``make run`` and ``make test`` are the set-up itself and are not run again. A line ending
 with ``# needs: WHAT`` names what a fresh clone lacks and is listed as skipped with that
 reason. Each command runs under ``bash`` from the clone's root with ``.venv/bin`` first on
-``PATH``. The exit status is 1 if any command failed. ``tests/test_readme.py`` runs the
+``PATH``; an ``export NAME=value`` line sets ``NAME`` for the commands after it, as in one
+shell. The exit status is 1 if any command failed. ``tests/test_readme.py`` runs the
 cheap commands (and the training ones with ``--print-config``) in the test suite.
 """
 
@@ -35,6 +36,12 @@ class Command:
 
     line: str
     skip: str = ""
+
+    @property
+    def export(self) -> tuple[str, str] | None:
+        """``(NAME, value)`` of an ``export NAME=value`` line, else ``None``."""
+        m = re.fullmatch(r"export ([A-Za-z_][A-Za-z0-9_]*)=(\S+)", self.shell)
+        return (m.group(1), m.group(2)) if m else None
 
     @property
     def shell(self) -> str:
@@ -88,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     for cmd in commands((where / "README.md").read_text()):
         if cmd.skip:
             rows.append(("skipped", "", cmd.skip, cmd.shell))
+            continue
+        if cmd.export:  # the README's shell keeps it for the commands after it
+            env[cmd.export[0]] = cmd.export[1]
+            rows.append(("ok", "", f"sets {cmd.export[0]}", cmd.shell))
             continue
         print(f"$ {cmd.shell}", flush=True)
         t0 = time.perf_counter()

