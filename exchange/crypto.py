@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from coding.validate import check_int
 from exchange.errors import DecryptionError, KeyFileError
-from exchange.stores.base import Store, check_key
+from exchange.stores.base import Store, WrappedStore, check_key
 
 __all__ = [
     "EncryptedStore",
@@ -327,7 +327,7 @@ def open_sealed(keyring: Keyring, key: str, blob: bytes | bytearray | memoryview
     return out
 
 
-class EncryptedStore(Store):
+class EncryptedStore(WrappedStore):
     """Wrap any store so that objects are sealed with AES-256-GCM before they leave.
 
     Parameters
@@ -353,12 +353,10 @@ class EncryptedStore(Store):
     """
 
     def __init__(self, inner: Store, keyring: Keyring, *, chunk_size: int = DEFAULT_CHUNK):
-        if not isinstance(inner, Store):
-            raise TypeError(f"Argument 'inner' must be a Store, not {type(inner).__name__}.")
+        super().__init__(inner)
         if not isinstance(keyring, Keyring):
             raise TypeError(f"Argument 'keyring' must be a Keyring, not {type(keyring).__name__}.")
         self._chunk = check_int("chunk_size", chunk_size, low=4096, high=64 << 20)
-        self.inner = inner
         self._keyring = keyring
         self._aead = keyring.aead(keyring.primary)
         self._prefix = _prefix(keyring.primary, self._chunk)
@@ -441,18 +439,6 @@ class EncryptedStore(Store):
                     raise DecryptionError(key) from None
         return open_sealed(self._keyring, key, blob)
 
-    def exists(self, key: str) -> bool:
-        """Whether ``inner`` holds ``key`` (no decryption)."""
-        return self.inner.exists(key)
 
-    def list(self, prefix: str = "") -> list[str]:
-        """Keys of ``inner`` starting with ``prefix``."""
-        return self.inner.list(prefix)
 
-    def delete(self, keys: Iterable[str]) -> None:
-        """Delete ``keys`` from ``inner``."""
-        self.inner.delete(keys)
 
-    def close(self) -> None:
-        """Close ``inner``."""
-        self.inner.close()

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from coding.validate import check_int
 from exchange.crypto import KEY_SIZE, NONCE_SIZE, TAG_SIZE
 from exchange.errors import DecryptionError, KeyFileError, NotKeyHolderError
-from exchange.stores.base import Store
+from exchange.stores.base import Store, WrappedStore
 
 __all__ = [
     "AggregatorKeys",
@@ -197,7 +197,7 @@ def open_share(keys: AggregatorKeys, j: int, key: str, blob: bytes | bytearray |
         raise DecryptionError(key) from None
 
 
-class SealedShareStore(Store):
+class SealedShareStore(WrappedStore):
     """Wrap a store so that each contribution share is sealed to its aggregator alone.
 
     Keys of the form ``.../contrib/{j}/{w}.{a}`` (see :func:`share_aggregator`) are sealed with
@@ -215,11 +215,9 @@ class SealedShareStore(Store):
     """
 
     def __init__(self, inner: Store, keys: AggregatorKeys):
-        if not isinstance(inner, Store):
-            raise TypeError(f"Argument 'inner' must be a Store, not {type(inner).__name__}.")
+        super().__init__(inner)
         if not isinstance(keys, AggregatorKeys):
             raise TypeError(f"Argument 'keys' must be AggregatorKeys, not {type(keys).__name__}.")
-        self.inner = inner
         self.keys = keys
 
     def __repr__(self) -> str:
@@ -262,18 +260,6 @@ class SealedShareStore(Store):
             raise DecryptionError(key, f"aggregator {j} has no key (n={self.keys.n})")
         return open_share(self.keys, j, key, blob)
 
-    def exists(self, key: str) -> bool:
-        """Whether ``inner`` holds ``key``."""
-        return self.inner.exists(key)
 
-    def list(self, prefix: str = "") -> list[str]:
-        """Keys of ``inner`` starting with ``prefix``."""
-        return self.inner.list(prefix)
 
-    def delete(self, keys: Iterable[str]) -> None:
-        """Delete ``keys`` from ``inner``."""
-        self.inner.delete(keys)
 
-    def close(self) -> None:
-        """Close ``inner``."""
-        self.inner.close()

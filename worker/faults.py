@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from coding.errors import KofnError
-from exchange.stores.base import Store
+from exchange.stores.base import Store, WrappedStore
 from worker.config import RunConfig
 
 __all__ = ["KillSwitch", "WorkerCrash", "crashes", "is_dead", "kills", "straggle_delay"]
@@ -62,7 +62,7 @@ OWN_PROCESS = False
 """Set by ``python -m worker.runner``: an injected kill may SIGKILL this process."""
 
 
-class KillSwitch(Store):
+class KillSwitch(WrappedStore):
     """Passes every call through; once armed, the next contribution written is the process's last.
 
     The ``kill`` fault: after the PUT of the worker's shares returns, the process sends
@@ -71,7 +71,8 @@ class KillSwitch(Store):
     """
 
     def __init__(self, inner: Store, worker: int):
-        self.inner, self.worker, self.armed = inner, worker, False
+        super().__init__(inner)
+        self.worker, self.armed = worker, False
 
     def put(self, key: str, data: bytes | bytearray | memoryview, *, if_absent: bool = False) -> Any:
         out = self.inner.put(key, data, if_absent=if_absent)
@@ -105,17 +106,6 @@ class KillSwitch(Store):
     def get_range(self, key: str, start: int, length: int) -> bytes:
         return self.inner.get_range(key, start, length)
 
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def list(self, prefix: str = "") -> list[str]:
-        return self.inner.list(prefix)
-
-    def delete(self, keys: Any) -> None:
-        self.inner.delete(keys)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def is_dead(cfg: RunConfig, worker: int) -> bool:

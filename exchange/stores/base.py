@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from coding.validate import check_int
 
-__all__ = ["Store", "check_key"]
+__all__ = ["Store", "WrappedStore", "check_key"]
 
 
 def check_key(key: str) -> str:
@@ -118,3 +118,31 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class WrappedStore(Store):
+    """A store around a store (encryption, sealing, fault injection): the keys, listing,
+    deletion and closing pass through to ``inner``; a subclass says what ``put`` and ``get``
+    do to the bytes (and ``put_parts``/``get_part``/``get_bounded`` where it transforms
+    them: the defaults here go through its ``put``/``get``)."""
+
+    def __init__(self, inner: Store):
+        if not isinstance(inner, Store):
+            raise TypeError(f"Argument 'inner' must be a Store, not {type(inner).__name__}.")
+        self.inner = inner
+
+    def exists(self, key: str) -> bool:
+        """Whether ``inner`` holds ``key``."""
+        return self.inner.exists(key)
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys of ``inner`` starting with ``prefix``."""
+        return self.inner.list(prefix)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Delete ``keys`` from ``inner``."""
+        self.inner.delete(keys)
+
+    def close(self) -> None:
+        """Close ``inner``."""
+        self.inner.close()

@@ -1,7 +1,6 @@
 """The shared bandwidth / power budget (OFDMA sharing) of :class:`offload.world.LinkShare`:
 closed form, Monte Carlo, optimality by brute force, the unchanged default, the file."""
 
-import itertools
 import math
 
 import numpy as np
@@ -15,6 +14,7 @@ from offload.placement import evaluate, most_reliable
 from offload.policies import IGP, LCP, POLICIES, Exact, get_policy
 from offload.simulate import simulate
 from offload.world import LinkShare
+from tests.offload.test_policies import brute_force
 
 REL = 1e-9
 
@@ -144,17 +144,6 @@ def test_monte_carlo_hit_rate_matches_the_model(cfg):
         assert sim.agrees(points=0.02), (policy.name, sim)
         hand = _hand_rolled_hit_rate(inst, pl, 10_000, np.random.default_rng(11))
         assert abs(hand - pl.success) <= 0.02, (policy.name, hand, pl.success)
-
-
-def brute_force(inst):
-    """Cheapest feasible placement by full enumeration (None when infeasible)."""
-    best = None
-    for m in range(inst.m_min, inst.m_max + 1):
-        for S in itertools.combinations(range(inst.W), inst.N - m):
-            pl = evaluate(inst, m, S)
-            if pl.feasible and (best is None or pl.energy < best.energy):
-                best = pl
-    return best
 
 
 BRUTE = [GeneratorConfig(W=10, N=6, K=4, R=400, power=p, bandwidth_total=bw, power_total=pw)

@@ -1,11 +1,7 @@
 """Codes whose subtasks are coded pairs ``(a_i, b_i)``, over the reals or GF(p).
 
-=============  ===================================  ==================================
-code           subtask ``i``                        decodable when
-=============  ===================================  ==================================
-poly           polynomial-code shares                any ``ka*kb`` of ``n``
-matdot         inner block ``A_j``/``B_j`` mixes      any ``2k-1`` of ``n``
-=============  ===================================  ==================================
+The codes here: poly and matdot (subtasks and recovery thresholds in the table of
+:mod:`worker.matmul.codes`).
 
 MatDot splits the inner dimension into ``k`` blocks: each worker does ``1/k`` of the work,
 as with ``mds`` at the same ``k``, but returns a full ``m x q`` result.

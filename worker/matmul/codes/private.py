@@ -1,13 +1,7 @@
 """T-private codes over GF(p): any ``t`` colluding workers learn nothing about ``A`` or ``B``.
 
-=============  ===================================  ==================================
-code           subtask ``i``                        decodable when
-=============  ===================================  ==================================
-secure         T-private shares over GF(p)           any ``(ka+t)(kb+1)-1`` of ``n``
-secure-matdot  T-private MatDot shares over GF(p)    any ``2k+2t-1`` of ``n``
-gasp           T-private GASP shares over GF(p)      the table's threshold (e.g. 27 at
-                                                    ka=kb=4, t=2, against 29 for secure)
-=============  ===================================  ==================================
+The codes here: secure, secure-matdot and gasp (subtasks and recovery thresholds in the table of
+:mod:`worker.matmul.codes`).
 
 Real inputs are quantized with :class:`coding.quantize.Quantizer`: the product of two
 values with ``f`` fractional bits has ``2f``, so decoding dequantizes with ``2f``.

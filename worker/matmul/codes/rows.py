@@ -1,12 +1,7 @@
 """Row-block codes: ``A`` is cut into ``k`` row blocks and every subtask multiplies by ``B``.
 
-=============  ===================================  ==================================
-code           subtask ``i``                        decodable when
-=============  ===================================  ==================================
-uncoded        row block ``i`` of ``A`` times ``B``  all ``k`` blocks are in
-replication    row block ``i mod k`` times ``B``     one copy of each of ``k`` blocks
-mds            MDS-coded row block times ``B``       any ``k`` of ``n``
-=============  ===================================  ==================================
+The codes here: uncoded, replication and mds (subtasks and recovery thresholds in the table of
+:mod:`worker.matmul.codes`).
 """
 
 from __future__ import annotations
