@@ -430,7 +430,13 @@ class Exchange(RoundReader):
         if keep <= 0 or state.have or now - state.behind_checked < 1.0:
             return
         state.behind_checked = now
-        if self.is_complete(r + keep):  # rounds complete in order: one HEAD, no LIST
+        self._raise_if_cleaned(r)
+
+    def _raise_if_cleaned(self, r: int) -> None:
+        """Raise RoundBehindError if round ``r + keep_rounds`` is complete: its completer has
+        deleted round ``r``'s objects (rounds complete in order: one HEAD, no LIST)."""
+        keep = self.config.keep_rounds
+        if keep > 0 and self.is_complete(r + keep):
             raise RoundBehindError(r, self.latest_complete_round() or r + keep)
 
     def _maybe_take_over(self, meter: _Meter, r: int, state: _CollectState) -> None:
@@ -449,6 +455,9 @@ class Exchange(RoundReader):
                 state.foreign.add(j)
                 made = False
             except (CorruptShardError, DecryptionError) as err:
+                # an input that vanished may have gone with a later round's cleanup while
+                # this collect was taking over: that is being behind, not a damaged round
+                self._raise_if_cleaned(r)
                 log.warning("round %d: cannot make merged shard %d: %s", r, j, err)
                 state.failed.add(j)
                 made = False

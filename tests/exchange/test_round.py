@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from coding.errors import NotEnoughShardsError
-from exchange.errors import RoundTimeoutError
+from exchange.errors import RoundBehindError, RoundTimeoutError
 from exchange.reduce import CodeSpec, quantize_limbs
 from exchange.round import Exchange, RoundConfig
+from exchange.stores.base import WrappedStore
 from exchange.stores.counting import CountingStore
 from exchange.stores.local import LocalStore
 
@@ -377,3 +378,43 @@ def test_bad_round_config_for_backup_quorum_and_types(tmp_path):
         ex.collect(-1)
     with pytest.raises(TypeError, match="'store'"):
         Exchange("/tmp", _config(CodeSpec("plain", N)))
+
+
+class _CleanedUpMidTakeover(WrappedStore):
+    """The first part read of round 0 finds the round cleaned up under it: round ``keep`` has
+    just completed and its completer deleted round 0 (the race of a late collector)."""
+
+    def __init__(self, inner, base: str, keep: int):
+        super().__init__(inner)
+        self.base, self.keep, self.fired = base, keep, False
+
+    def put(self, key, data, *, if_absent=False):
+        self.inner.put(key, data, if_absent=if_absent)
+
+    def get(self, key):
+        return self.inner.get(key)
+
+    def get_part(self, key, name, offset, length):
+        if not self.fired:
+            self.fired = True
+            rp = f"{self.base}r00000000/"
+            self.inner.delete([k for k in self.inner.list(rp)])
+            self.inner.put(f"{self.base}complete/r{self.keep:08d}", b"x")
+        return self.inner.get_part(key, name, offset, length)
+
+
+def test_a_round_cleaned_up_during_a_takeover_is_behind_not_broken(tmp_path):
+    spec = CodeSpec("mds", N, k=2)
+    cfg = _config(spec, keep_rounds=2, takeover_after_s=0.0)
+    ups = _updates(21)
+    with Exchange(LocalStore(tmp_path), cfg) as ex:
+        for w in range(N):
+            ex.publish(0, w, ups[w])
+        base = ex.round_prefix(0)[: -len("r00000000/")]
+    store = _CleanedUpMidTakeover(LocalStore(tmp_path), base, 2)
+    with Exchange(store, cfg) as ex:
+        for w in range(N):  # this collector saw every done marker before the cleanup
+            ex.share_location(0, 0, w)
+        with pytest.raises(RoundBehindError):
+            ex.collect(0)
+    assert store.fired
