@@ -430,13 +430,26 @@ class Exchange(RoundReader):
         if keep <= 0 or state.have or now - state.behind_checked < 1.0:
             return
         state.behind_checked = now
-        self._raise_if_cleaned(r)
+        seen = [w for w, a in state.done.found.items() if isinstance(a, str)] if state.done else []
+        self._raise_if_cleaned(r, probe=f"{self.round_prefix(r)}done/{seen[0]}" if seen else None)
 
-    def _raise_if_cleaned(self, r: int) -> None:
-        """Raise RoundBehindError if round ``r + keep_rounds`` is complete: its completer has
-        deleted round ``r``'s objects (rounds complete in order: one HEAD, no LIST)."""
+    def _raise_if_cleaned(self, r: int, *, probe: str | None = None, listing: bool = False) -> None:
+        """Raise RoundBehindError if round ``r``'s objects have been cleaned up.
+
+        The completer of round ``r + keep_rounds`` deletes round ``r``: one HEAD of that
+        round's complete marker finds it, while the others are at most ``keep_rounds``
+        further (older complete markers go too). Past that, a done marker of round ``r``
+        this party saw (``probe``) is gone, or, on a failure path only, the listing of the
+        complete markers (``listing``) shows a round ``>= r + keep_rounds``.
+        """
         keep = self.config.keep_rounds
-        if keep > 0 and self.is_complete(r + keep):
+        if keep <= 0:
+            return
+        gone = self.is_complete(r + keep) or (probe is not None and not self.store.exists(probe))
+        if not gone and listing:
+            latest = self.latest_complete_round()
+            gone = latest is not None and latest >= r + keep
+        if gone:
             raise RoundBehindError(r, self.latest_complete_round() or r + keep)
 
     def _maybe_take_over(self, meter: _Meter, r: int, state: _CollectState) -> None:
@@ -457,7 +470,7 @@ class Exchange(RoundReader):
             except (CorruptShardError, DecryptionError) as err:
                 # an input that vanished may have gone with a later round's cleanup while
                 # this collect was taking over: that is being behind, not a damaged round
-                self._raise_if_cleaned(r)
+                self._raise_if_cleaned(r, listing=True)
                 log.warning("round %d: cannot make merged shard %d: %s", r, j, err)
                 state.failed.add(j)
                 made = False

@@ -41,7 +41,7 @@ import numpy as np
 
 from coding.errors import KofnError
 from coding.validate import check_int
-from exchange.errors import RoundTimeoutError
+from exchange.errors import RoundBehindError, RoundTimeoutError
 from exchange.stores.base import Store
 from exchange.stores.counting import CountingStore
 from worker.checkpoints import apply_update
@@ -460,7 +460,17 @@ def run_worker(
                     outcome = "continued"
                     break
                 owner.check(r)
-                state, rec, delta = w.round(state, r)
+                try:
+                    state, rec, delta = w.round(state, r)
+                except RoundBehindError as err:  # finished and cleaned up while it waited
+                    ck = latest_checkpoint(counting, cfg.job, upto=err.latest)
+                    if ck < r:
+                        raise
+                    log.info("worker %d is behind: round %d finished without it; rejoining "
+                             "after round %d", spec.worker, r, ck)
+                    state = w.load(ck)
+                    r = ck + 1
+                    continue
                 records.append(asdict(rec))
                 if on_round is not None:
                     on_round(records[-1], delta)

@@ -384,9 +384,9 @@ class _CleanedUpMidTakeover(WrappedStore):
     """The first part read of round 0 finds the round cleaned up under it: round ``keep`` has
     just completed and its completer deleted round 0 (the race of a late collector)."""
 
-    def __init__(self, inner, base: str, keep: int):
+    def __init__(self, inner, base: str, keep: int, ahead: int):
         super().__init__(inner)
-        self.base, self.keep, self.fired = base, keep, False
+        self.base, self.keep, self.ahead, self.fired = base, keep, ahead, False
 
     def put(self, key, data, *, if_absent=False):
         self.inner.put(key, data, if_absent=if_absent)
@@ -399,11 +399,13 @@ class _CleanedUpMidTakeover(WrappedStore):
             self.fired = True
             rp = f"{self.base}r00000000/"
             self.inner.delete([k for k in self.inner.list(rp)])
-            self.inner.put(f"{self.base}complete/r{self.keep:08d}", b"x")
+            # the others are keep (or more: older complete markers are gone too) rounds on
+            self.inner.put(f"{self.base}complete/r{self.keep + self.ahead:08d}", b"x")
         return self.inner.get_part(key, name, offset, length)
 
 
-def test_a_round_cleaned_up_during_a_takeover_is_behind_not_broken(tmp_path):
+@pytest.mark.parametrize("ahead", [0, 3])
+def test_a_round_cleaned_up_during_a_takeover_is_behind_not_broken(tmp_path, ahead):
     spec = CodeSpec("mds", N, k=2)
     cfg = _config(spec, keep_rounds=2, takeover_after_s=0.0)
     ups = _updates(21)
@@ -411,7 +413,7 @@ def test_a_round_cleaned_up_during_a_takeover_is_behind_not_broken(tmp_path):
         for w in range(N):
             ex.publish(0, w, ups[w])
         base = ex.round_prefix(0)[: -len("r00000000/")]
-    store = _CleanedUpMidTakeover(LocalStore(tmp_path), base, 2)
+    store = _CleanedUpMidTakeover(LocalStore(tmp_path), base, 2, ahead)
     with Exchange(store, cfg) as ex:
         for w in range(N):  # this collector saw every done marker before the cleanup
             ex.share_location(0, 0, w)
