@@ -37,7 +37,7 @@ from exchange.shards import Shard, pack_shard, unpack_shard
 from exchange.stores.base import Store
 from exchange.wait import KeyProbe
 
-__all__ = ["RoundReader", "share_parts"]
+__all__ = ["RoundReader", "part_index", "share_parts"]
 
 log = logging.getLogger("exchange.round")
 
@@ -59,13 +59,28 @@ def share_parts(store: Store, round_prefix: str, w: int) -> list[tuple[str, str,
     """
     key = f"{round_prefix}done/{w}"
     shard = unpack_shard(store.get(key), key=key)
-    index = shard.payload
-    if index.dtype.str != "<i8" or index.ndim != 1 or index.size % 2:
-        raise CorruptShardError(key, "it holds no part index")
+    parts = part_index(shard, key)
     attempt = shard.header.attempt
     group = f"{round_prefix}contrib/{w}.{attempt}"
-    return [(group, f"{round_prefix}contrib/{j}/{w}.{attempt}", int(o), int(n))
-            for j, (o, n) in enumerate(index.reshape(-1, 2).tolist())]
+    return [(group, f"{round_prefix}contrib/{j}/{w}.{attempt}", o, n)
+            for j, (o, n) in enumerate(parts)]
+
+
+def part_index(marker: Shard, key: str, n: int | None = None) -> tuple[tuple[int, int], ...]:
+    """The ``(offset, length)`` of each share a done marker records (``n`` of them, if given).
+
+    Raises
+    ------
+    CorruptShardError
+        The payload is not ``2n`` non-negative ``<i8`` (a crafted or damaged marker).
+    """
+    index = marker.payload
+    if (index.dtype.str != "<i8" or index.ndim != 1 or index.size % 2
+            or (n is not None and index.size != 2 * n) or (index.size and int(index.min()) < 0)):
+        want = "pairs" if n is None else f"{2 * n}"
+        raise CorruptShardError(key, f"its part index has shape {index.shape} and dtype "
+                                     f"{index.dtype.str}, not {want} non-negative <i8")
+    return tuple((int(o), int(m)) for o, m in index.reshape(-1, 2).tolist())
 
 
 class RoundReader:
@@ -103,18 +118,15 @@ class RoundReader:
         if isinstance(item, FileNotFoundError):
             return None
         if not isinstance(item, Exception):
-            index = item.payload
-            if (index.dtype.str != "<i8" or index.shape != (2 * self.code.n,)
-                    or (index.size and int(index.min()) < 0)):
-                item = CorruptShardError(key, f"its part index has shape {index.shape} and dtype "
-                                              f"{index.dtype.str}, not {2 * self.code.n} "
-                                              "non-negative <i8")
+            try:
+                parts = part_index(item, key, self.code.n)
+            except CorruptShardError as err:
+                item = err
         if isinstance(item, Exception):
             log.warning("round %d: done marker of worker %d is unreadable, so its contribution "
                         "is an erasure: %s", r, w, item)
             return item
-        pairs = index.reshape(-1, 2).tolist()
-        self._parts[(r, w)] = tuple((int(o), int(n)) for o, n in pairs)
+        self._parts[(r, w)] = parts
         self._attempts[(r, w)] = item.header.attempt
         return item.header.attempt
 

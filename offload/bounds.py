@@ -35,7 +35,7 @@ import numpy as np
 from coding.validate import check_int, check_real
 from offload.model import Instance, check_instance
 from offload.placement import most_reliable
-from offload.policies._rng import as_rng
+from offload.policies.rng import as_rng
 
 __all__ = ["SAABound", "saa_bound"]
 

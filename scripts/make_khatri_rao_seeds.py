@@ -36,6 +36,29 @@ def worst_cond(n: int, ka: int, kb: int, seed: int, pats: np.ndarray) -> float:
     return float(np.max(np.where(np.isfinite(c), c, np.inf)))
 
 
+def render(table: dict[tuple[int, int, int], tuple[int, float]], seeds: int, count: int) -> str:
+    """The module text: per n, ``KAxKB:SEED@COND`` entries wrapped to the line length."""
+    lines = ['"""Khatri-Rao generator seeds chosen by scripts/make_khatri_rao_seeds.py.',
+             "",
+             f"Made with --seeds {seeds} --count {count}. One entry per (n, ka, kb): ``KAxKB:SEED@COND``",
+             "under ``n``, COND being the seed's worst condition number on the selection patterns.",
+             '"""', "", "_TABLE: dict[int, str] = {"]
+    for n in sorted({key[0] for key in table}):
+        items = [f"{ka}x{kb}:{s}@{c:.1e}" for (m, ka, kb), (s, c) in sorted(table.items()) if m == n]
+        chunks = [items[0]]
+        for item in items[1:]:
+            if len(chunks[-1]) + len(item) + 1 > 84:
+                chunks.append(item)
+            else:
+                chunks[-1] += " " + item
+        lines.append(f"    {n}: (")
+        lines += [f'        "{c} "' for c in chunks[:-1]]
+        lines.append(f'        "{chunks[-1]}"),')
+    lines += ["}", ""]
+    text = Path(OUT).read_text()  # keep the parser that follows the table
+    return "\n".join(lines) + "\n" + text[text.index("def _parse("):]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=32)
@@ -57,15 +80,7 @@ def main(argv=None) -> int:
                 table[(n, ka, kb)] = (best[1], best[0])
             print(f"  ka={ka} kb={kb} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
                   flush=True)
-    lines = ['"""Khatri-Rao generator seeds chosen by scripts/make_khatri_rao_seeds.py.',
-             "",
-             f"Made with --seeds {args.seeds} --count {args.count}; key (n, ka, kb), value the",
-             "seed; the comment is its worst condition number on the selection patterns.",
-             '"""', "", "SEEDS: dict[tuple[int, int, int], int] = {"]
-    for (n, ka, kb), (seed, cond) in sorted(table.items()):
-        lines.append(f"    ({n}, {ka}, {kb}): {seed},  # {cond:.1e}")
-    lines.append("}")
-    OUT.write_text("\n".join(lines) + "\n")
+    OUT.write_text(render(table, args.seeds, args.count))
     worst = max(table.items(), key=lambda kv: kv[1][1])
     print(f"wrote {OUT} ({len(table)} codes); worst selection cond {worst[1][1]:.1e} at "
           f"(n, ka, kb) = {worst[0]}")

@@ -4,7 +4,7 @@ Every coded subtask goes to a worker (``m = m_min = max(0, N - W)``: only when `
 the subtasks that no worker can take run locally). AOP never computes locally to rescue the
 deadline; it respects the budget only through its choice of workers. By default
 (``budget="repair"``) it takes the cheapest workers and swaps in more reliable ones until the
-budget holds (see :mod:`offload.policies._baseline`); when no all-offload placement meets
+budget holds (see :mod:`offload.policies.baseline`); when no all-offload placement meets
 the budget, AOP is infeasible on that instance and says so. ``AOP(budget="blind")`` (the
 registry's ``aop-blind``) is the earlier variant: the ``N`` workers picked by ``workers``
 without regard to the budget.
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from offload.model import Instance, check_instance
 from offload.placement import Placement
-from offload.policies._baseline import baseline, check_budget, check_rule
-from offload.policies._rng import as_rng
+from offload.policies.baseline import baseline, check_budget, check_rule
+from offload.policies.rng import as_rng
 
 __all__ = ["AOP"]
 

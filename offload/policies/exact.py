@@ -33,7 +33,7 @@ from coding.validate import check_int, check_real
 from offload import pb
 from offload.model import Instance, check_instance
 from offload.placement import Placement, _evaluate, most_reliable, search_view
-from offload.policies._rng import as_rng
+from offload.policies.rng import as_rng
 
 __all__ = ["Exact", "ExactResult"]
 

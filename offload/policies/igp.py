@@ -7,7 +7,7 @@
    power budget each ``m`` prices the workers differently, and every ``m`` (``m_max``
    included) gets such a repaired start.
 2. Best-improvement local search from each start over the moves of
-   :class:`offload.policies._search.Neighbourhood` (swap, local -> worker, worker -> local
+   :class:`offload.policies.search.Neighbourhood` (swap, local -> worker, worker -> local
    and the combined merge, split and double-swap moves), accepting only feasible, strictly
    cheaper moves. The combined moves cost a factor ``n`` more, so they are tried only when
    no simple move improves (variable neighbourhood descent).
@@ -25,9 +25,9 @@ import numpy as np
 from coding.validate import check_int
 from offload.model import Instance, check_instance
 from offload.placement import Placement, most_reliable
-from offload.policies._baseline import repaired_at
-from offload.policies._rng import as_rng
-from offload.policies._search import TOL, Neighbourhood
+from offload.policies.baseline import repaired_at
+from offload.policies.rng import as_rng
+from offload.policies.search import TOL, Neighbourhood
 
 __all__ = ["IGP"]
 

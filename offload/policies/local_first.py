@@ -3,7 +3,7 @@
 The master keeps as many coded subtasks as it can finish by the deadline
 (``m = m_max = floor(T f_m / C)``) and offloads only the ``N - m_max`` that the deadline
 forces out. By default (``budget="repair"``) those go to the cheapest workers, swapped for
-more reliable ones until the budget holds (see :mod:`offload.policies._baseline`). No
+more reliable ones until the budget holds (see :mod:`offload.policies.baseline`). No
 placement is more reliable than ``m_max`` local subtasks plus the most reliable workers, so
 LCP is feasible on every feasible instance. ``LCP(budget="blind")`` (the registry's
 ``lcp-blind``) is the earlier variant: the forced offloads go to the workers picked by
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from offload.model import Instance, check_instance
 from offload.placement import Placement
-from offload.policies._baseline import baseline, check_budget, check_rule
-from offload.policies._rng import as_rng
+from offload.policies.baseline import baseline, check_budget, check_rule
+from offload.policies.rng import as_rng
 
 __all__ = ["LCP"]
 

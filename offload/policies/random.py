@@ -14,7 +14,7 @@ import numpy as np
 from coding.validate import check_int
 from offload.model import Instance, check_instance
 from offload.placement import Placement, _evaluate
-from offload.policies._rng import as_rng
+from offload.policies.rng import as_rng
 
 __all__ = ["ROP"]
 

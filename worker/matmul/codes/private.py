@@ -13,7 +13,7 @@ import numpy as np
 
 from coding.errors import OverflowRiskError
 from coding.gasp import GASPCode, least_threshold
-from coding.gfp import as_gfp
+from coding.gfp import as_gfp, gfp_matmul
 from coding.matdot import SecureMatDotCode
 from coding.quantize import Quantizer
 from coding.secure import SecureMatMulCode
@@ -43,7 +43,7 @@ class _Private(MatmulCode):
         A, B = self._check_inputs(A, B)
         if not is_int(A):
             return np.asarray(A, dtype=np.float64) @ np.asarray(B, dtype=np.float64)
-        return super().direct(A, B)
+        return gfp_matmul(A, B, self.p)
 
     def _encode(self, A: np.ndarray, B: np.ndarray, rng: np.random.Generator | None
                 ) -> Encoded:

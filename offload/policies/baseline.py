@@ -19,7 +19,9 @@ import numpy as np
 
 from offload.model import Instance
 from offload.placement import Placement, _evaluate, search_view
-from offload.policies._search import Neighbourhood
+from offload.policies.search import Neighbourhood
+
+__all__ = ["BUDGETS", "RULES", "baseline", "check_budget", "check_rule", "fixed_m", "repaired_at"]
 
 RULES = ("cheapest", "reliable")
 BUDGETS = ("repair", "blind")

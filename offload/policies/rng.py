@@ -6,6 +6,8 @@ import numbers
 
 import numpy as np
 
+__all__ = ["as_rng"]
+
 
 def as_rng(rng) -> np.random.Generator:
     """Return a Generator for ``rng`` (a Generator, an int seed, or ``None`` for seed 0).

@@ -34,6 +34,8 @@ from offload import pb
 from offload.model import Instance
 from offload.placement import Placement, _evaluate, search_view
 
+__all__ = ["TOL", "Move", "Neighbourhood"]
+
 TOL = 1e-12
 
 
